@@ -1,0 +1,38 @@
+"""nb2prod: from a tagged notebook to a versioned, parameterized pipeline.
+
+The public API is imported lazily so that ``import nb2prod`` (and the CLI's ``--help``) stays
+instant; heavy libraries load only in the functions that need them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .export import ExportResult
+    from .plan import Plan
+
+__all__ = ["__version__", "export_notebook", "inspect_notebook", "log_metric"]
+
+
+def inspect_notebook(path: Any, name: str | None = None) -> Plan:
+    """Plan the pipeline of the notebook at ``path`` (see :class:`nb2prod.plan.Plan`)."""
+    from .plan import inspect_notebook as _inspect
+
+    return _inspect(path, name)
+
+
+def export_notebook(path: Any, name: str | None = None, out: Any = "pipelines") -> ExportResult:
+    """Export the notebook at ``path`` to ``out/<name>/vN``."""
+    from .export import export_notebook as _export
+
+    return _export(path, name=name, out=out)
+
+
+def log_metric(name: str, value: Any) -> None:
+    """Log a metric from notebook code: recorded in a pipeline run, a no-op interactively."""
+    from .runtime import log_metric as _log_metric
+
+    _log_metric(name, value)

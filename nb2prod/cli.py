@@ -1,0 +1,194 @@
+"""The ``nb2prod`` command line.
+
+Only click and the standard library load at start-up; each command imports what it needs, so
+``nb2prod --help`` answers instantly. Exit codes: 0 success, 1 a check or step failed, 2 bad
+input or usage, 3 a run succeeded but could not be tracked.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ._version import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn nb2prod's input errors into a one-paragraph message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import Nb2prodError
+
+        try:
+            return func(*args, **kwargs)
+        except Nb2prodError as exc:
+            click.echo(f"nb2prod: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("nb2prod: interrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they were declared, which reads as a workflow
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nb2prod")
+def main() -> None:
+    """Turn a tagged notebook into a versioned, parameterized pipeline.
+
+    \b
+    Typical use:
+      nb2prod inspect notebooks/churn.ipynb     # what would be exported
+      nb2prod export notebooks/churn.ipynb      # write pipelines/churn/vN
+      nb2prod check notebooks/churn.ipynb       # in CI: is the export current?
+
+    Exit codes: 0 success, 1 a check or step failed, 2 bad input or usage.
+    """
+
+
+notebook_arg = click.argument(
+    "notebook", type=click.Path(dir_okay=False, path_type=Path), metavar="NB"
+)
+out_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("pipelines"),
+    show_default=True,
+    help="Folder that holds the pipelines.",
+)
+
+
+@main.command()
+@notebook_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema in docs).")
+@_friendly
+def inspect(notebook: Path, as_json: bool) -> None:
+    """Show the pipeline NB defines: steps, data flow, parameters, problems.
+
+    Exits with 2 when the notebook has errors that would block export.
+    """
+    from .plan import inspect_notebook
+    from .report import plan_text
+
+    plan = inspect_notebook(notebook)
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(plan_text(plan))
+    if plan.errors:
+        sys.exit(2)
+
+
+@main.command()
+@notebook_arg
+@click.option("--name", help="Pipeline name (default: the notebook's file name made safe).")
+@out_option
+@_friendly
+def export(notebook: Path, name: str | None, out: Path) -> None:
+    """Export NB to OUT/<name>/vN.
+
+    An unchanged notebook writes nothing and reports the current version; a changed one writes
+    the next version and leaves earlier ones untouched.
+    """
+    from .export import export_notebook
+
+    result = export_notebook(notebook, name=name, out=out)
+    for p in result.plan.problems:
+        click.echo(f"warning: {p.render(str(notebook))}", err=True)
+    if result.created:
+        steps = ", ".join(s.name for s in result.plan.steps)
+        click.echo(f"Exported {result.name} v{result.version} -> {result.path} ({steps})")
+    else:
+        click.echo(f"Up to date: {result.name} v{result.version} ({result.path})")
+
+
+@main.command()
+@click.argument(
+    "notebooks",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="NB...",
+)
+@click.option("--name", help="Pipeline name, when it differs from the one found under --out.")
+@out_option
+@_friendly
+def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
+    """Fail (exit 1) when NB no longer matches its latest exported version.
+
+    For CI and pre-commit. Writes nothing.
+    """
+    from .export import check_notebook
+
+    failed = False
+    for notebook in notebooks:
+        result = check_notebook(notebook, out=out, name=name)
+        if result.latest is None:
+            failed = True
+            click.echo(
+                f"{notebook}: never exported to {out / result.name}. "
+                f"Fix: nb2prod export {notebook} --out {out}",
+                err=True,
+            )
+        elif result.up_to_date:
+            click.echo(f"{notebook}: up to date with {result.name} v{result.latest}")
+        else:
+            failed = True
+            changed = ", ".join(result.changed_files)
+            click.echo(
+                f"{notebook}: changed since {result.name} v{result.latest} ({changed} would "
+                f"differ). Fix: nb2prod export {notebook} --out {out}, then commit the new "
+                "version.",
+                err=True,
+            )
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_friendly
+def versions(pipeline: Path, as_json: bool) -> None:
+    """List the versions of PIPELINE (pipelines/<name>)."""
+    from .versions import list_versions, resolve_pipeline
+
+    rows = list_versions(resolve_pipeline(pipeline))
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"v{r.version:<4} {r.created_at:<21} notebook {r.notebook_sha256[:12]}  "
+            f"{len(r.steps)} steps ({', '.join(r.steps)}), {len(r.parameters)} parameters"
+        )
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.argument("version_a", metavar="vA")
+@click.argument("version_b", metavar="vB")
+@_friendly
+def diff(pipeline: Path, version_a: str, version_b: str) -> None:
+    """Show what changed between two versions of PIPELINE: steps, parameters, code."""
+    from .versions import diff_versions, resolve_pipeline
+
+    click.echo(diff_versions(resolve_pipeline(pipeline), version_a, version_b), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

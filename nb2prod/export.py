@@ -1,0 +1,282 @@
+"""Writing pipeline versions: immutable folders, created atomically, one at a time.
+
+A version is rendered in memory, written into a hidden temporary folder beside the versions and
+then renamed to ``vN`` in one step, so readers never see a half-written version. A lock file
+serialises exporters of the same pipeline; the rename refuses to replace an existing folder, so
+even without the lock two exporters cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from .codegen import VersionInfo, render_version
+from .errors import Nb2prodError, PlanError
+from .grammar import is_safe_name, make_safe_name
+from .imports import first_party_modules
+from .plan import Plan, default_pipeline_name, inspect_notebook
+
+VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+MANIFEST = "pipeline.yaml"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    name: str
+    version: int
+    path: Path  # the version folder
+    created: bool  # False when the notebook was unchanged and nothing was written
+    plan: Plan = field(repr=False, compare=False)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": str(self.path),
+            "created": self.created,
+            "warnings": [p.render(str(self.plan.notebook.path)) for p in self.plan.problems],
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    latest: int | None
+    up_to_date: bool
+    changed_files: tuple[str, ...]
+    path: Path | None
+
+
+def check_name(name: str) -> str:
+    if not is_safe_name(name):
+        raise Nb2prodError(
+            f"pipeline name `{name}` is not allowed: use lower-case letters, digits and "
+            f"underscores, starting with a letter. Fix: use --name {make_safe_name(name)}"
+        )
+    return name
+
+
+def versions(pipeline_dir: Path) -> list[int]:
+    """Complete versions of a pipeline, oldest first."""
+    if not pipeline_dir.is_dir():
+        return []
+    found = []
+    for entry in pipeline_dir.iterdir():
+        m = VERSION_DIR.match(entry.name)
+        if m and (entry / MANIFEST).is_file():
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def read_manifest(version_dir: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load((version_dir / MANIFEST).read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise Nb2prodError(
+            f"{version_dir / MANIFEST}: cannot be read ({exc}). Fix: restore the folder from "
+            "version control; exported versions must not be edited."
+        ) from None
+    if not isinstance(data, dict):
+        raise Nb2prodError(f"{version_dir / MANIFEST}: is not an nb2prod manifest.")
+    return data
+
+
+def read_files(version_dir: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(version_dir).as_posix(): p.read_bytes()
+        for p in sorted(version_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _created_at() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible builds: pin the timestamp
+    stamp = (
+        datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    )
+    return stamp.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _notebook_path(notebook: Path, out: Path) -> str:
+    root = out.resolve().parent
+    return Path(os.path.relpath(notebook.resolve(), root)).as_posix()
+
+
+def _version_dir_label(out: Path, name: str, version: int) -> str:
+    root = out.resolve().parent
+    return Path(os.path.relpath(out.resolve() / name / f"v{version}", root)).as_posix()
+
+
+@contextlib.contextmanager
+def _locked(pipeline_dir: Path) -> Iterator[None]:
+    pipeline_dir.mkdir(parents=True, exist_ok=True)
+    with open(pipeline_dir / ".lock", "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: rely on the atomic rename alone
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _remove_stale_temps(pipeline_dir: Path) -> None:
+    # Only the lock holder writes temporaries, so any left over belong to a crashed export.
+    for entry in pipeline_dir.glob(".tmp-*"):
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _info(plan: Plan, out: Path, name: str, version: int, created_at: str) -> VersionInfo:
+    return VersionInfo(
+        version=version,
+        created_at=created_at,
+        notebook_path=_notebook_path(plan.notebook.path, out),
+        version_dir=_version_dir_label(out, name, version),
+        first_party=first_party_modules(out.resolve().parent),
+    )
+
+
+def _compare(plan: Plan, out: Path, name: str, latest: int) -> tuple[str, ...]:
+    """Files that differ between the latest version and a fresh render of the notebook."""
+    vdir = out / name / f"v{latest}"
+    created_at = str(read_manifest(vdir).get("created_at", ""))
+    fresh = render_version(plan, _info(plan, out, name, latest, created_at))
+    on_disk = read_files(vdir)
+    return tuple(sorted(p for p in set(fresh) | set(on_disk) if fresh.get(p) != on_disk.get(p)))
+
+
+def _guard_source(plan: Plan, out: Path, name: str, latest: int) -> None:
+    """Refuse to add a version to a pipeline exported from a different notebook."""
+    source = read_manifest(out / name / f"v{latest}").get("source")
+    previous = source.get("notebook") if isinstance(source, dict) else None
+    mine = _notebook_path(plan.notebook.path, out)
+    if previous and previous != mine and (out.resolve().parent / str(previous)).exists():
+        raise Nb2prodError(
+            f"{plan.notebook.path}: pipeline `{name}` in {out} was exported from another "
+            f"notebook, {previous}. Fix: pass --name with a different pipeline name."
+        )
+
+
+def export_plan(plan: Plan, out: str | Path = "pipelines") -> ExportResult:
+    out = Path(out)
+    name = check_name(plan.name)
+    if plan.errors:
+        raise PlanError.from_problems(str(plan.notebook.path), plan.problems)
+    pipeline_dir = out / name
+    with _locked(pipeline_dir):
+        _remove_stale_temps(pipeline_dir)
+        existing = versions(pipeline_dir)
+        if existing:
+            latest = existing[-1]
+            _guard_source(plan, out, name, latest)
+            if not _compare(plan, out, name, latest):
+                return ExportResult(name, latest, pipeline_dir / f"v{latest}", False, plan)
+        version = (existing[-1] if existing else 0) + 1
+        while True:
+            files = render_version(plan, _info(plan, out, name, version, _created_at()))
+            temp = pipeline_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                _write_tree(temp, files)
+                target = pipeline_dir / f"v{version}"
+                if target.exists():  # written by an exporter that did not take the lock
+                    raise FileExistsError(errno.EEXIST, "exists", str(target))
+                os.rename(temp, target)
+            except OSError as exc:
+                shutil.rmtree(temp, ignore_errors=True)
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    version += 1
+                    time.sleep(0.01)
+                    continue
+                raise Nb2prodError(
+                    f"{pipeline_dir}: cannot write the new version ({exc.strerror}). Fix: check "
+                    "the folder's permissions and free space; earlier versions are untouched."
+                ) from None
+            _fsync_dir(pipeline_dir)
+            return ExportResult(name, version, target, True, plan)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def export_notebook(
+    path: str | Path, name: str | None = None, out: str | Path = "pipelines"
+) -> ExportResult:
+    """Export ``path`` to ``out/<name>/vN``; an unchanged notebook creates no new version."""
+    if name is not None:
+        check_name(name)
+    return export_plan(inspect_notebook(path, name), out)
+
+
+def find_pipeline_name(notebook: Path, out: Path) -> str:
+    """The pipeline exported from ``notebook`` under ``out``, else its default name."""
+    mine = _notebook_path(notebook, out)
+    if out.is_dir():
+        for pipeline_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+            found = versions(pipeline_dir)
+            if not found:
+                continue
+            with contextlib.suppress(Nb2prodError):
+                source = read_manifest(pipeline_dir / f"v{found[-1]}").get("source")
+                if isinstance(source, dict) and source.get("notebook") == mine:
+                    return pipeline_dir.name
+    return default_pipeline_name(notebook)
+
+
+def check_notebook(
+    path: str | Path, out: str | Path = "pipelines", name: str | None = None
+) -> CheckResult:
+    """Compare ``path`` with its latest exported version, writing nothing."""
+    out = Path(out)
+    path = Path(path)
+    name = check_name(name) if name else find_pipeline_name(path, out)
+    plan = inspect_notebook(path, name)
+    if plan.errors:
+        raise PlanError.from_problems(str(path), plan.problems)
+    existing = versions(out / name)
+    if not existing:
+        return CheckResult(name, None, False, (), None)
+    latest = existing[-1]
+    changed = _compare(plan, out, name, latest)
+    return CheckResult(name, latest, not changed, changed, out / name / f"v{latest}")
+
+
+__all__ = [
+    "CheckResult",
+    "ExportResult",
+    "check_notebook",
+    "export_notebook",
+    "export_plan",
+    "make_safe_name",
+    "versions",
+]

@@ -1,0 +1,879 @@
+"""Runtime support imported by every exported nb2prod pipeline step.
+
+An exported step is a jupytext module that papermill runs in a fresh kernel. The
+kernel shares nothing with the other steps, so everything that crosses a step
+boundary goes through the *run folder* on disk. This module is the only code that
+reads and writes that folder from inside a step, which keeps the on-disk contract
+in one place::
+
+    <run_dir>/
+        config.yaml                      optional effective parameters (a YAML
+                                         mapping), written by the runner
+        steps/<step>/
+            outputs/<name>.<ext>         exactly one file per saved value
+            metrics.json                 JSON object of the metrics the step logged
+
+A generated step calls :func:`start_step` first, then :func:`param` for each
+parameter, :func:`load` for each input, runs the notebook cells, and finally calls
+:func:`log_metrics` and :func:`save`.
+
+The format of an output file is chosen from the value's type, preferring formats
+that other tools can open and that round-trip exactly:
+
+==================  ===========  ==================================================
+extension           reader       used for
+==================  ===========  ==================================================
+``.parquet``        pandas       a ``pandas.DataFrame`` with unique ``str`` column
+                                 names, when pyarrow is installed and the file
+                                 reads back identical (dtypes, index, values)
+``.npy``            numpy        a ``numpy.ndarray`` whose dtype holds no objects
+``.json``           json         "pure JSON" values: exactly str, int, float, bool,
+                                 None, and lists / str-keyed dicts of those
+``.pkl``            pickle       everything else (pickle protocol 5)
+``.cpkl``           pickle       values plain pickle rejects (lambdas, local
+                                 functions, ...), written with cloudpickle
+==================  ===========  ==================================================
+
+Every write is atomic (temporary file in the same folder, fsync, ``os.replace``),
+so a crashed step never leaves a half-written output that a later step could load.
+
+Importing this module must stay cheap because it is the first line of every step
+and of many notebooks: only the standard library is imported at import time;
+numpy, pandas, pyarrow, PyYAML and cloudpickle are imported inside the functions
+that need them, and only when the value at hand can involve them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import numbers
+import os
+import pickle
+import sys
+import types
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "METRICS_FILENAME",
+    "OUTPUT_EXTENSIONS",
+    "ConfigFileError",
+    "InputMissingError",
+    "InputNotLoadableError",
+    "OutputNotSaveableError",
+    "ParameterMissingError",
+    "RuntimeContextError",
+    "RuntimeStepError",
+    "current_step",
+    "end_step",
+    "load",
+    "log_cell_metrics",
+    "log_metric",
+    "log_metrics",
+    "metrics_path",
+    "output_path",
+    "outputs_dir",
+    "param",
+    "read_metrics",
+    "save",
+    "start_step",
+    "step_dir",
+]
+
+CONFIG_FILENAME = "config.yaml"
+STEPS_DIRNAME = "steps"
+OUTPUTS_DIRNAME = "outputs"
+METRICS_FILENAME = "metrics.json"
+
+PARQUET_EXT = ".parquet"
+NPY_EXT = ".npy"
+JSON_EXT = ".json"
+PICKLE_EXT = ".pkl"
+CLOUDPICKLE_EXT = ".cpkl"
+
+#: Every extension :func:`save` can write, which is also every extension :func:`load`
+#: looks for. Files with other extensions in an outputs folder are ignored.
+OUTPUT_EXTENSIONS: tuple[str, ...] = (
+    PARQUET_EXT,
+    NPY_EXT,
+    JSON_EXT,
+    PICKLE_EXT,
+    CLOUDPICKLE_EXT,
+)
+
+PICKLE_PROTOCOL = 5
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RuntimeStepError(Exception):
+    """Base class of the errors a pipeline step raises about its run folder.
+
+    The messages are written for the person running the pipeline: one paragraph
+    saying what is wrong, where, and how to fix it, so the papermill error cell
+    is enough to act on without reading a traceback.
+    """
+
+
+class RuntimeContextError(RuntimeStepError):
+    """A function that needs the current step was called before :func:`start_step`."""
+
+
+class ParameterMissingError(RuntimeStepError):
+    """A parameter was neither injected by papermill nor found in ``config.yaml``."""
+
+
+class ConfigFileError(RuntimeStepError):
+    """The run folder's ``config.yaml`` exists but cannot be read as a YAML mapping."""
+
+
+class InputMissingError(RuntimeStepError):
+    """The output a step wants to load was never saved by the producing step."""
+
+
+class InputNotLoadableError(RuntimeStepError):
+    """A saved output exists but cannot be read back in this kernel."""
+
+
+class OutputNotSaveableError(RuntimeStepError):
+    """A value cannot be written in any supported format."""
+
+
+# -------------------------------------------------------------------------- context
+
+
+class _StepContext:
+    """The step this kernel is running, plus the lazily parsed ``config.yaml``."""
+
+    __slots__ = ("run_dir", "step", "_config", "_config_loaded")
+
+    def __init__(self, run_dir: Path, step: str) -> None:
+        self.run_dir = run_dir
+        self.step = step
+        self._config: dict[str, Any] | None = None
+        self._config_loaded = False
+
+    def config(self) -> dict[str, Any] | None:
+        """Return ``config.yaml`` as a dict, or None if the run folder has none.
+
+        The file is parsed at most once per context: a step reads every parameter
+        from the same snapshot, even if the runner rewrites the file meanwhile.
+        """
+        if not self._config_loaded:
+            self._config = _read_config(self.run_dir / CONFIG_FILENAME, self.step)
+            self._config_loaded = True
+        return self._config
+
+
+_context: _StepContext | None = None
+_warned_no_context = False
+
+
+def start_step(run_dir: str | os.PathLike[str], step: str) -> None:
+    """Make ``step`` in ``run_dir`` the current step of this kernel.
+
+    Every other function works relative to this context, so a generated step calls
+    it before anything else. The run folder is made absolute now so that notebook
+    code that changes the working directory cannot redirect outputs. Calling it
+    again replaces the context (a kernel runs one step, but tests and interactive
+    sessions may switch).
+    """
+    global _context
+    _check_name("step", step)
+    run_path = Path(os.fspath(run_dir)).absolute()
+    outputs_dir(run_path, step).mkdir(parents=True, exist_ok=True)
+    _context = _StepContext(run_path, step)
+
+
+def end_step() -> None:
+    """Forget the current step, as if :func:`start_step` had never been called.
+
+    Useful in tests and interactive sessions; generated steps never need it
+    because their kernel ends with the step.
+    """
+    global _context
+    _context = None
+
+
+def current_step() -> tuple[Path, str] | None:
+    """Return ``(run_dir, step)`` of the current context, or None outside a step."""
+    if _context is None:
+        return None
+    return _context.run_dir, _context.step
+
+
+def _require_context(action: str) -> _StepContext:
+    if _context is None:
+        raise RuntimeContextError(
+            f"nb2prod.runtime.{action} needs to know which pipeline step is running, "
+            "but nb2prod.runtime.start_step(run_dir, step) has not been called in this "
+            "kernel. Exported step modules call it in their first code cell; if you run "
+            "step code by hand, call nb2prod.runtime.start_step first."
+        )
+    return _context
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def _check_name(kind: str, name: object) -> None:
+    """Reject names that would escape their folder or cannot be file names.
+
+    Output and step names become path components, so a stray separator would
+    silently write somewhere else.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a str, got {type(name).__name__}: {name!r}")
+    bad_chars = {"/", "\\", "\0", os.sep}
+    if os.altsep:
+        bad_chars.add(os.altsep)
+    if name in ("", ".", "..") or any(c in name for c in bad_chars):
+        raise ValueError(
+            f"{kind} name {name!r} cannot be used as a file name: it must be non-empty, "
+            "not '.' or '..', and contain no path separators."
+        )
+
+
+def step_dir(run_dir: str | os.PathLike[str], step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>``, the folder that belongs to one step."""
+    _check_name("step", step)
+    return Path(os.fspath(run_dir)) / STEPS_DIRNAME / step
+
+
+def outputs_dir(run_dir: str | os.PathLike[str], step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>/outputs``, where a step's saved values live."""
+    return step_dir(run_dir, step) / OUTPUTS_DIRNAME
+
+
+def metrics_path(run_dir: str | os.PathLike[str], step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>/metrics.json``."""
+    return step_dir(run_dir, step) / METRICS_FILENAME
+
+
+def output_path(run_dir: str | os.PathLike[str], step: str, name: str) -> Path | None:
+    """Return the file holding output ``name`` of ``step``, or None if it was not saved.
+
+    Only the known extensions are considered. :func:`save` keeps exactly one file
+    per name; should a crash between writing the new file and removing the old one
+    ever leave two, the most recently written one wins, as it is the newer value.
+    """
+    _check_name("output", name)
+    folder = outputs_dir(run_dir, step)
+    found: list[tuple[int, int, Path]] = []
+    for rank, ext in enumerate(OUTPUT_EXTENSIONS):
+        candidate = folder / f"{name}{ext}"
+        try:
+            mtime = candidate.stat().st_mtime_ns
+        except OSError:
+            continue
+        if candidate.is_file():
+            found.append((mtime, -rank, candidate))
+    if not found:
+        return None
+    return max(found)[2]
+
+
+# ------------------------------------------------------------------------ parameters
+
+
+def param(name: str, value: Any) -> Any:
+    """Return the value of parameter ``name`` for the current step.
+
+    Generated steps declare every parameter as ``...`` (Ellipsis) in the papermill
+    ``parameters`` cell. If papermill injected a value, ``value`` is no longer
+    Ellipsis and is returned unchanged: explicit injection wins. Otherwise the
+    value comes from the run folder's ``config.yaml``, so a run can be reproduced
+    from its folder alone.
+    """
+    if value is not Ellipsis:
+        return value
+    ctx = _require_context(f"param({name!r}, ...)")
+    config = ctx.config()
+    if config is None:
+        where = f"the run folder {ctx.run_dir} has no {CONFIG_FILENAME}"
+    elif name not in config:
+        where = f"{ctx.run_dir / CONFIG_FILENAME} has no {name!r} entry"
+    else:
+        # Deep copy: mutating the value in the step must not change what the next
+        # param() call for the same name returns.
+        return copy.deepcopy(config[name])
+    raise ParameterMissingError(
+        f"Parameter {name!r} of step {ctx.step!r} has no value: papermill did not "
+        f"inject it and {where}. Fix: pass it with papermill -p {name} VALUE, or "
+        f"-f <pipeline>/vN/config.yaml, or put a {CONFIG_FILENAME} that sets {name!r} "
+        "in the run folder."
+    )
+
+
+def _read_config(path: Path, step: str) -> dict[str, Any] | None:
+    """Parse ``config.yaml`` with ``yaml.safe_load``; None if the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(
+            f"Step {step!r} cannot read its parameters from {path}: {exc}. Fix: make the "
+            "file readable UTF-8 text, or remove it and pass parameters with papermill -p."
+        ) from exc
+
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigFileError(
+            f"Step {step!r} cannot read its parameters from {path}: it is not valid "
+            f"YAML ({reason}). Fix: correct the file, or regenerate it from "
+            "<pipeline>/vN/config.yaml."
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(
+            f"Step {step!r} cannot read its parameters from {path}: the file holds a "
+            f"YAML {type(data).__name__}, not a mapping of parameter names to values. "
+            "Fix: write it as 'name: value' lines, like <pipeline>/vN/config.yaml."
+        )
+    return data
+
+
+# ------------------------------------------------------------------- atomic writes
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename; best effort because not every platform can open folders."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _new_temp_path(target: Path) -> Path:
+    """Create an empty, hidden temporary file next to ``target`` and return its path.
+
+    ``os.open`` with mode 0o666 (unlike ``tempfile.mkstemp``'s 0o600) lets the
+    final file get the permissions the umask gives any ordinary file. The
+    ``.tmp`` suffix is never one of :data:`OUTPUT_EXTENSIONS`, so an abandoned
+    temporary file can never be loaded as an output.
+    """
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary file, then move it over ``target`` in one step.
+
+    Readers see either the old file or the complete new one. If ``write`` raises,
+    the temporary file is removed and ``target`` is untouched.
+    """
+    tmp = _new_temp_path(target)
+    try:
+        write(tmp)
+        _fsync_path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _write_bytes_atomic(target: Path, data: bytes) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    _write_atomic(target, write)
+
+
+# ---------------------------------------------------------------------- save / load
+
+
+def _is_pure_json(value: Any) -> bool:
+    """True if ``value`` is made only of exact JSON types, so json round-trips it.
+
+    Exact types (not isinstance) because subclasses such as bool-vs-int, numpy
+    scalars, tuples or OrderedDict would come back as a different type.
+    """
+    try:
+        return _is_pure_json_inner(value)
+    except RecursionError:  # very deep or self-referencing: let pickle handle it
+        return False
+
+
+def _is_pure_json_inner(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is list:
+        return all(_is_pure_json_inner(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _is_pure_json_inner(item) for key, item in value.items())
+    return False
+
+
+def _json_bytes(value: Any) -> bytes:
+    """Serialize a pure-JSON value; floats use repr, so they round-trip exactly."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be encoded as UTF-8; \\u escapes keep them intact.
+        return json.dumps(value, ensure_ascii=True, allow_nan=True).encode("ascii")
+
+
+def _parquet_candidate(value: Any) -> bool:
+    """Cheap pre-check: could ``value`` be a DataFrame that Parquet stores faithfully?
+
+    pandas is only looked up in ``sys.modules``: if no code imported it, the value
+    cannot be a DataFrame, and importing pandas here would cost a second or more.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is None or type(value) is not getattr(pd, "DataFrame", None):
+        return False
+    columns = value.columns
+    if isinstance(columns, pd.MultiIndex) or not columns.is_unique:
+        return False
+    if not all(type(column) is str for column in columns):
+        return False
+    infer_dtype = pd.api.types.infer_dtype
+    is_object_dtype = pd.api.types.is_object_dtype
+    for position, dtype in enumerate(value.dtypes):
+        # Object columns survive Parquet only if they hold nothing but str: lists
+        # come back as arrays, NaN as None, mixed types fail to convert.
+        if is_object_dtype(dtype) and infer_dtype(value.iloc[:, position], skipna=False) not in (
+            "string",
+            "empty",
+        ):
+            return False
+    return True
+
+
+def _same_index(saved: Any, loaded: Any) -> bool:
+    if type(saved) is not type(loaded) or saved.names != loaded.names:
+        return False
+    if saved.dtype != loaded.dtype or not saved.equals(loaded):
+        return False
+    if getattr(saved, "freq", None) != getattr(loaded, "freq", None):
+        return False
+    if hasattr(saved, "levels"):  # MultiIndex: the levels' dtypes matter too
+        return [level.dtype for level in saved.levels] == [level.dtype for level in loaded.levels]
+    return True
+
+
+def _same_frame(saved: Any, loaded: Any) -> bool:
+    """True if ``loaded`` is indistinguishable from ``saved`` for pipeline code.
+
+    ``DataFrame.equals`` alone is not enough: it ignores index dtypes and
+    names, index frequency, and the order of unordered categories.
+    """
+    if type(loaded) is not type(saved) or saved.shape != loaded.shape:
+        return False
+    if not (_same_index(saved.index, loaded.index) and _same_index(saved.columns, loaded.columns)):
+        return False
+    if list(saved.dtypes) != list(loaded.dtypes):
+        return False
+    for saved_dtype, loaded_dtype in zip(saved.dtypes, loaded.dtypes, strict=True):
+        saved_categories = getattr(saved_dtype, "categories", None)
+        if saved_categories is not None and not _same_index(
+            saved_categories, loaded_dtype.categories
+        ):
+            return False
+    return bool(saved.equals(loaded)) and saved.attrs == loaded.attrs
+
+
+def _try_parquet(target: Path, value: Any) -> str | None:
+    """Write ``value`` as Parquet if it reads back identical; else return why not.
+
+    The read-back check costs one extra read, but it is what makes Parquet safe
+    to prefer: pyarrow accepts many frames it does not restore exactly (second
+    resolution datetimes, non-string categories, object-dtype indexes...). Those
+    go to pickle instead, which is always exact.
+    """
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401  (only to know whether Parquet is available)
+    except ImportError as exc:
+        return f"Parquet needs pyarrow ({exc})"
+
+    def write(tmp: Path) -> None:
+        # Paths, not file objects: pyarrow reading from Python file objects can
+        # abort the interpreter at exit with some pyarrow builds.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lossy-conversion warnings: checked below
+            value.to_parquet(str(tmp), engine="pyarrow")
+        loaded = pd.read_parquet(str(tmp), engine="pyarrow")
+        if not _same_frame(value, loaded):
+            raise ValueError("the Parquet file does not read back identical")
+
+    try:
+        _write_atomic(target, write)
+    except Exception as exc:
+        return f"Parquet: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _save_npy(target: Path, value: Any) -> None:
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        # A file object, because numpy.save appends ".npy" to a path without it.
+        with open(tmp, "wb") as handle:
+            np.save(handle, value, allow_pickle=False)
+
+    _write_atomic(target, write)
+
+
+def _is_plain_ndarray(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return (
+        np is not None and type(value) is getattr(np, "ndarray", None) and not value.dtype.hasobject
+    )
+
+
+def _pickle_to(target: Path, value: Any, dump: Callable[..., None]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            dump(value, handle, protocol=PICKLE_PROTOCOL)
+
+    _write_atomic(target, write)
+
+
+def _is_main_function(value: Any) -> bool:
+    """A function defined in a notebook cell (module ``__main__``).
+
+    Plain pickle stores such a function by name only, so the step that loads it
+    would fail unless it defines the same function; cloudpickle stores its code.
+    """
+    return isinstance(value, types.FunctionType) and value.__module__ == "__main__"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _save_any(folder: Path, name: str, value: Any) -> Path:
+    """Write ``value`` in the first format that fits; raise if none does."""
+    reasons: list[str] = []
+
+    if _parquet_candidate(value):
+        target = folder / f"{name}{PARQUET_EXT}"
+        reason = _try_parquet(target, value)
+        if reason is None:
+            return target
+        reasons.append(reason)
+
+    if _is_plain_ndarray(value):
+        target = folder / f"{name}{NPY_EXT}"
+        try:
+            _save_npy(target, value)
+            return target
+        except OSError:
+            raise
+        except Exception as exc:
+            reasons.append(f"npy: {type(exc).__name__}: {exc}")
+
+    if _is_pure_json(value):
+        target = folder / f"{name}{JSON_EXT}"
+        try:
+            data = _json_bytes(value)
+        except ValueError as exc:  # e.g. an int beyond Python's int/str digit limit
+            reasons.append(f"JSON: {exc}")
+        else:
+            _write_bytes_atomic(target, data)
+            return target
+
+    # Plain pickle first: it refers to classes by name, so objects of a class
+    # defined in the notebook load as instances of the loading step's own class.
+    # Functions defined in the notebook go to cloudpickle first, which stores
+    # their code instead of a name the loading step may not define.
+    attempts = [(PICKLE_EXT, "pickle"), (CLOUDPICKLE_EXT, "cloudpickle")]
+    if _is_main_function(value):
+        attempts.reverse()
+    for ext, module_name in attempts:
+        if module_name == "pickle":
+            dump: Callable[..., None] = pickle.dump
+        else:
+            try:
+                import cloudpickle
+            except ImportError:
+                reasons.append("cloudpickle: not installed")
+                continue
+            dump = cloudpickle.dump
+        try:
+            _pickle_to(folder / f"{name}{ext}", value, dump)
+            return folder / f"{name}{ext}"
+        except OSError:
+            raise
+        except Exception as exc:
+            reasons.append(f"{module_name}: {type(exc).__name__}: {exc}")
+
+    raise _NotSaveable("; ".join(_short(reason) for reason in reasons))
+
+
+class _NotSaveable(Exception):
+    """Internal: every format failed; the message lists why."""
+
+
+def save(name: str, value: Any) -> Path:
+    """Save ``value`` as output ``name`` of the current step and return its file.
+
+    The format follows the value's type (see the module docstring). The write is
+    atomic, and any file previously saved under ``name`` with another extension
+    is removed afterwards, so the folder always holds exactly one file per name
+    and :func:`load` cannot pick up a stale value.
+
+    Raises:
+        RuntimeContextError: :func:`start_step` was not called.
+        OutputNotSaveableError: no format can store the value (a generator, an
+            open file, a lock...); nothing is written in that case.
+    """
+    ctx = _require_context(f"save({name!r}, ...)")
+    _check_name("output", name)
+    folder = outputs_dir(ctx.run_dir, ctx.step)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path = _save_any(folder, name, value)
+    except _NotSaveable as exc:
+        raise OutputNotSaveableError(
+            f"Step {ctx.step!r} cannot save its output {name!r}: the value is a "
+            f"{_type_name(value)}, which cannot be written to a file ({exc}). Values "
+            "passed between steps must be data (DataFrames, arrays, JSON-like values) "
+            f"or picklable objects. Fix: make {name!r} local to one step so no other "
+            "step reads it, or re-create it in the step that reads it (for example "
+            "open the file or connection there)."
+        ) from None
+    for ext in OUTPUT_EXTENSIONS:
+        stale = folder / f"{name}{ext}"
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return path
+
+
+def _read_output(path: Path) -> Any:
+    ext = path.suffix
+    if ext == PARQUET_EXT:
+        import pandas as pd
+
+        return pd.read_parquet(str(path), engine="pyarrow")
+    if ext == NPY_EXT:
+        import numpy as np
+
+        return np.load(path, allow_pickle=False)
+    if ext == JSON_EXT:
+        return json.loads(path.read_bytes())
+    # .pkl and .cpkl: cloudpickle output is ordinary pickle data that refers to
+    # cloudpickle's helpers, so pickle.load reads both (importing cloudpickle).
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def load(name: str, step: str) -> Any:
+    """Load output ``name`` that step ``step`` saved in the current run folder.
+
+    Returns a value equal to the one saved. Pickled objects of classes defined
+    in notebook cells are looked up in this kernel's ``__main__``, so the class
+    must be defined here too (generated steps repeat the cells that define it).
+
+    Raises:
+        RuntimeContextError: :func:`start_step` was not called.
+        InputMissingError: ``step`` has not saved ``name`` in this run folder.
+        InputNotLoadableError: the file exists but cannot be read in this kernel.
+    """
+    ctx = _require_context(f"load({name!r}, step={step!r})")
+    _check_name("output", name)
+    path = output_path(ctx.run_dir, step, name)
+    if path is None:
+        folder = outputs_dir(ctx.run_dir, step)
+        if folder.is_dir():
+            saved = sorted(
+                {p.name[: -len(ext)] for ext in OUTPUT_EXTENSIONS for p in folder.glob(f"*{ext}")}
+            )
+            found = f"it saved only: {', '.join(saved)}" if saved else "it has saved no outputs yet"
+        else:
+            found = f"{folder} does not exist, so step {step!r} has not run here"
+        raise InputMissingError(
+            f"Step {ctx.step!r} needs input {name!r} from step {step!r}, but it is not in "
+            f"the run folder {ctx.run_dir} ({found}). Fix: run step {step!r} first, in the "
+            f"same run folder, and make sure it assigns {name!r}."
+        )
+    try:
+        return _read_output(path)
+    except Exception as exc:
+        reason = _short(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, AttributeError) and "Can't get attribute" in str(exc):
+            fix = (
+                "define that class or function in this step too (put its cell in a "
+                "setup cell, which every step repeats), or move it into an importable "
+                "module"
+            )
+        else:
+            fix = (
+                f"make sure this step imports what the value needs, with the same library "
+                f"versions as step {step!r}, or re-run step {step!r}"
+            )
+        raise InputNotLoadableError(
+            f"Step {ctx.step!r} cannot load input {name!r} saved by step {step!r} in "
+            f"{path}: {reason}. Fix: {fix}."
+        ) from exc
+
+
+# -------------------------------------------------------------------------- metrics
+
+
+def _as_number(value: Any) -> int | float | None:
+    """Return ``value`` as a Python int or float if it is a real number, else None.
+
+    bool (and numpy.bool_) are excluded: a flag is not a metric, and logging it
+    as 0/1 would make it look like one in the tracking UI. Numpy scalars and 0-d
+    numeric arrays are converted, because that is what numpy reductions return.
+    """
+    if isinstance(value, bool):
+        return None
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.bool_):
+        return None
+    if (
+        np is not None
+        and type(value) is np.ndarray
+        and value.ndim == 0
+        and value.dtype.kind in "iuf"
+    ):
+        value = value.item()  # a 0-d array such as np.asarray(0.5) is a number too
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return None
+
+
+def read_metrics(run_dir: str | os.PathLike[str], step: str) -> dict[str, Any]:
+    """Return the metrics ``step`` logged in ``run_dir`` ({} if it logged none).
+
+    Raises:
+        ValueError: ``metrics.json`` exists but is not a JSON object.
+    """
+    path = metrics_path(run_dir, step)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object of metrics")
+    return data
+
+
+def log_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """Record the real-number entries of ``values`` as metrics of the current step.
+
+    Generated steps pass every variable a ``metrics`` cell assigned, so entries
+    that are not real numbers (strings, bools, arrays...) are skipped silently.
+    The entries are merged into ``metrics.json`` (later values win), written
+    atomically. Outside a step nothing is logged and {} is returned, so the same
+    call works in the interactive notebook.
+
+    Returns:
+        The entries logged, converted to Python int/float.
+    """
+    ctx = _context
+    if ctx is None:
+        return {}
+    logged: dict[str, float] = {}
+    for key, value in values.items():
+        number = _as_number(value)
+        if number is not None:
+            logged[str(key)] = number
+    if not logged:
+        return {}
+    try:
+        merged = read_metrics(ctx.run_dir, ctx.step)
+    except ValueError as exc:
+        warnings.warn(f"{exc}; starting it afresh", RuntimeWarning, stacklevel=2)
+        merged = {}
+    merged.update(logged)
+    data = json.dumps(merged, sort_keys=True, indent=2, allow_nan=True) + "\n"
+    target = metrics_path(ctx.run_dir, ctx.step)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_bytes_atomic(target, data.encode("utf-8"))
+    return logged
+
+
+def log_cell_metrics(values: Mapping[str, Any], last: Any = None) -> Any:
+    """Log the metrics of a notebook ``metrics`` cell, then give back its final value.
+
+    Generated steps call this after a ``metrics`` cell with the names the cell
+    assigned (``values``). When the cell ends with an expression, the call takes
+    that expression's place as ``last=...``: if it is a mapping (such as
+    ``{"rf_accuracy": rf_acc}``) its real-number entries are logged too (they win
+    over ``values`` on equal names), and it is returned so the step's notebook
+    still displays what the cell displayed. A scalar ``last`` carries no name, so
+    it is not logged; the code generator passes named scalars in ``values``.
+    Like :func:`log_metrics`, this logs nothing outside a step.
+    """
+    merged: dict[str, Any] = dict(values)
+    if isinstance(last, Mapping):
+        merged.update((str(key), value) for key, value in last.items())
+    log_metrics(merged)
+    return last
+
+
+def log_metric(name: str, value: Any) -> None:
+    """Log one metric of the current step; a no-op (with a one-time note) outside a step.
+
+    Notebook authors call this while iterating interactively, where there is no
+    run folder; the note tells them once that this is expected rather than
+    printing on every call.
+
+    Raises:
+        TypeError: inside a step, ``value`` is not a real number (bools included).
+    """
+    global _warned_no_context
+    if _context is None:
+        if not _warned_no_context:
+            _warned_no_context = True
+            print(
+                f"nb2prod.log_metric: not running inside a pipeline step, so metric {name!r} "
+                "is not logged (it is logged when the exported pipeline runs).",
+                file=sys.stderr,
+            )
+        return
+    number = _as_number(value)
+    if number is None:
+        raise TypeError(
+            f"metric {name!r} must be a real number (int or float, not bool), got "
+            f"{_type_name(value)}: {_short(repr(value), 80)}"
+        )
+    log_metrics({name: number})

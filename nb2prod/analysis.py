@@ -56,6 +56,92 @@ MUTATING_METHODS = frozenset(
         "step",
     }
 )
+# Methods that only look at their receiver: calling one as a statement (``df.head()``, a
+# notebook's way to display) is not taken as a change to ``df``.
+PURE_METHODS = frozenset(
+    {
+        "head",
+        "tail",
+        "describe",
+        "info",
+        "sample",
+        "plot",
+        "hist",
+        "boxplot",
+        "show",
+        "value_counts",
+        "unique",
+        "nunique",
+        "isna",
+        "isnull",
+        "notna",
+        "notnull",
+        "sum",
+        "mean",
+        "median",
+        "std",
+        "var",
+        "min",
+        "max",
+        "count",
+        "corr",
+        "cov",
+        "agg",
+        "to_csv",
+        "to_parquet",
+        "to_json",
+        "to_excel",
+        "to_pickle",
+        "to_string",
+        "to_dict",
+        "to_numpy",
+        "to_list",
+        "tolist",
+        "savefig",
+        "score",
+        "predict",
+        "predict_proba",
+        "decision_function",
+        "transform",
+        "get_params",
+        "copy",
+        "items",
+        "keys",
+        "values",
+        "get",
+        "format",
+        "round",
+        "any",
+        "all",
+        "argmax",
+        "argmin",
+        "memory_usage",
+        "dtypes",
+        "groupby",
+        "pivot_table",
+        "query",
+        "filter",
+        "select_dtypes",
+        "nlargest",
+        "nsmallest",
+        "sort_values",
+        "sort_index",
+        "reset_index",
+        "set_index",
+        "drop",
+        "dropna",
+        "fillna",
+        "rename",
+        "astype",
+        "merge",
+        "join",
+        "apply",
+        "map",
+        "style",
+        "print",
+        "summary",
+    }
+)
 IPYTHON_NAMES = frozenset({"get_ipython", "display", "In", "Out", "exit", "quit", "_", "__", "___"})
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"__name__", "__doc__", "__builtins__", "__spec__"}
 
@@ -430,7 +516,7 @@ class _EventVisitor(ast.NodeVisitor):
         # A method call whose result is thrown away is called for its effect on the receiver.
         value = node.value
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
-            if _ipython_call(value) is None:
+            if _ipython_call(value) is None and value.func.attr not in PURE_METHODS:
                 root = _root_name(value.func.value)
                 if root is not None:
                     self.emit("mutate", root)

@@ -234,8 +234,27 @@ def _origin(h: Hoist) -> str:
     return "nb2prod" if h.cell < 0 else f"cell {h.cell + 1}"
 
 
+def _cell(cell_type: str, source: str, metadata: dict[str, Any] | None = None) -> Any:
+    """A notebook cell built directly: nbformat's constructors validate every cell against the
+    JSON schema, which costs more than the whole rest of an export of a large notebook."""
+    from nbformat import NotebookNode
+
+    cell = NotebookNode(cell_type=cell_type, metadata=NotebookNode(metadata or {}), source=source)
+    if cell_type == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def new_code_cell(source: str, metadata: dict[str, Any] | None = None) -> Any:
+    return _cell("code", source, metadata)
+
+
+def new_markdown_cell(source: str) -> Any:
+    return _cell("markdown", source)
+
+
 def step_notebook(plan: Plan, step: StepPlan, info: VersionInfo) -> Any:
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    from nbformat import NotebookNode
 
     cells = []
     inputs = sorted(step.inputs.values(), key=lambda i: (i.alias_of is not None, i.name))
@@ -268,18 +287,23 @@ def step_notebook(plan: Plan, step: StepPlan, info: VersionInfo) -> Any:
 
     setup = [f"nb2prod.runtime.start_step({RUN_DIR_PARAM}, {json.dumps(step.name)})"]
     setup += [f"{p.name} = nb2prod.runtime.param({json.dumps(p.name)}, {p.name})" for p in params]
-    for i in inputs:
-        if i.alias_of:
-            setup.append(f"{i.name} = {i.alias_of}  # the same object as `{i.alias_of}`")
-        else:
-            setup.append(
-                f"{i.name} = nb2prod.runtime.load({json.dumps(i.name)}, step={json.dumps(i.step)})"
-            )
     cells.append(new_code_cell("\n".join(setup)))
 
+    # Definitions come before the inputs: unpickling an object needs its class defined first.
     definitions = [f"# {_origin(h)}\n{h.code}" for h in hoisted if not h.is_import]
     if definitions:
         cells.append(new_code_cell("\n\n".join(definitions)))
+
+    loads = []
+    for i in inputs:
+        if i.alias_of:
+            loads.append(f"{i.name} = {i.alias_of}  # the same object as `{i.alias_of}`")
+        else:
+            loads.append(
+                f"{i.name} = nb2prod.runtime.load({json.dumps(i.name)}, step={json.dumps(i.step)})"
+            )
+    if loads:
+        cells.append(new_code_cell("\n".join(loads)))
 
     metrics = {m.cell: m for m in step.metrics}
     needs_display = False
@@ -302,15 +326,14 @@ def step_notebook(plan: Plan, step: StepPlan, info: VersionInfo) -> Any:
         saves = [f"nb2prod.runtime.save({json.dumps(n)}, {n})" for n in sorted(step.outputs)]
         cells.append(new_code_cell("\n".join(saves)))
 
-    nb = new_notebook(cells=cells)
-    nb.metadata = {
+    metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "jupytext": {
             "notebook_metadata_filter": "kernelspec,-jupytext.text_representation.jupytext_version",
             "cell_metadata_filter": "tags,title,-all",
         },
     }
-    return nb
+    return NotebookNode(cells=cells, metadata=NotebookNode(metadata), nbformat=4, nbformat_minor=4)
 
 
 def render_step(plan: Plan, step: StepPlan, info: VersionInfo) -> str:

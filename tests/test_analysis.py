@@ -194,3 +194,10 @@ def test_statement_text_keeps_original_lines_with_magics() -> None:
     a = analyse_cell("%load_ext autoreload\n# helper\ndef f():\n    return 1\n")
     assert a.lines_match_source
     assert a.statements[-1].source == "def f():\n    return 1"
+
+
+def test_display_style_calls_are_not_mutations() -> None:
+    _, reads, mutates, _ = names("df.head()\ndf.info()\nmodel.score(X, y)\ndf.to_csv('out.csv')")
+    assert mutates == set() and {"df", "model", "X", "y"} <= reads
+    _, _, mutates, _ = names("df.sort_values('a', inplace=True)")
+    assert mutates == {"df"}

@@ -194,3 +194,78 @@ def test_unsaveable_output_names_the_variable(tmp_path: Path) -> None:
         )
     assert info.value.ename == "OutputNotSaveableError" and "numbers" in info.value.evalue
     assert not list((run / "steps" / "preprocessing" / "outputs").iterdir())
+
+
+# Notebooks written the way people write them, beyond the examples: display idioms, loops over
+# models, a user class and a notebook function inside a fitted sklearn pipeline passed on.
+UNSEEN = {
+    "iris_two_models": [
+        "#md # Iris",
+        "import pandas as pd\nimport numpy as np\nfrom sklearn.datasets import load_iris",
+        (
+            "n_neighbors = 5\nfeatures = ['sepal length (cm)', 'petal length (cm)']\nseed = 1",
+            ["parameters"],
+        ),
+        ("iris = load_iris(as_frame=True)\ndf = iris.frame\ndf.head()", ["preprocessing"]),
+        "df = df[features + ['target']]\ndf.describe()",
+        ("df.plot()", ["skip"]),
+        "from sklearn.model_selection import train_test_split\n"
+        "train, test = train_test_split(df, random_state=seed)",
+        (
+            "from sklearn.neighbors import KNeighborsClassifier\n"
+            "knn = KNeighborsClassifier(n_neighbors)\nknn.fit(train[features], train.target)",
+            ["training:knn"],
+        ),
+        (
+            "from sklearn.tree import DecisionTreeClassifier\n"
+            "tree = DecisionTreeClassifier(random_state=seed).fit(train[features], train.target)",
+            ["training:tree"],
+        ),
+        (
+            "results = {}\nfor name, m in [('knn', knn), ('tree', tree)]:\n"
+            "    results[name] = m.score(test[features], test.target)\nresults",
+            ["evaluation"],
+        ),
+        ("knn_acc = results['knn']\ntree_acc = results['tree']", ["metrics"]),
+    ],
+    "objects_across_steps": [
+        (
+            "import numpy as np\nfrom sklearn.pipeline import make_pipeline\n"
+            "from sklearn.preprocessing import FunctionTransformer, StandardScaler\n"
+            "from sklearn.linear_model import Ridge\nfrom sklearn.datasets import load_diabetes\n\n"
+            "def log1p_abs(X):\n    return np.log1p(np.abs(X))\n\n"
+            "class Clipper:\n    def __init__(self, lo, hi):\n        self.lo, self.hi = lo, hi\n"
+            "    def transform(self, X):\n        return np.clip(X, self.lo, self.hi)",
+            ["setup"],
+        ),
+        ("alpha = 0.5\nclip = 3.0", ["parameters"]),
+        (
+            "X, y = load_diabetes(return_X_y=True)\nhistory = []\nhistory.append('loaded')",
+            ["preprocessing"],
+        ),
+        (
+            "model = make_pipeline(FunctionTransformer(log1p_abs), StandardScaler(), "
+            "Ridge(alpha=alpha))\nmodel.fit(X, y)\nhistory.append('trained')\n"
+            "clipper = Clipper(-clip, clip)",
+            ["training"],
+        ),
+        (
+            "preds = model.predict(X)\nclipped = clipper.transform(preds)\n"
+            "r2 = model.score(X, y)\nn_steps = len(history)",
+            ["evaluation"],
+        ),
+        ("{'r2': r2, 'n_steps': n_steps, 'max_clipped': float(clipped.max())}", ["metrics"]),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNSEEN))
+def test_unseen_style_notebooks_reproduce(tmp_path: Path, name: str) -> None:
+    nb = write_notebook(tmp_path / f"{name}.ipynb", UNSEEN[name])
+    plan = inspect_notebook(nb)
+    assert plan.errors == []
+    expected = reference_metrics(plan, tmp_path)
+    result = export_notebook(nb, out=tmp_path / "pipelines")
+    assert _numeric(run_steps(result.path, tmp_path / "run")) == expected
+    if name == "objects_across_steps":
+        assert expected["n_steps"] == 2  # the list mutated in training reached evaluation

@@ -35,13 +35,15 @@ nb2prod_run_dir = "."  # the run folder: inputs are read from it, outputs writte
 
 # %%
 nb2prod.runtime.start_step(nb2prod_run_dir, "evaluation")
-X_test_scaled = nb2prod.runtime.load("X_test_scaled", step="preprocessing")
-model = nb2prod.runtime.load("model", step="training")
-y_test = nb2prod.runtime.load("y_test", step="preprocessing")
 
 # %%
 # cell 2
 warnings.filterwarnings("ignore")
+
+# %%
+X_test_scaled = nb2prod.runtime.load("X_test_scaled", step="preprocessing")
+model = nb2prod.runtime.load("model", step="training")
+y_test = nb2prod.runtime.load("y_test", step="preprocessing")
 
 # %% cell 13 (id predict)
 y_pred = model.predict(X_test_scaled)

@@ -41,12 +41,14 @@ nb2prod.runtime.start_step(nb2prod_run_dir, "training")
 random_state = nb2prod.runtime.param("random_state", random_state)
 C = nb2prod.runtime.param("C", C)
 max_iter = nb2prod.runtime.param("max_iter", max_iter)
-X_train_scaled = nb2prod.runtime.load("X_train_scaled", step="preprocessing")
-y_train = nb2prod.runtime.load("y_train", step="preprocessing")
 
 # %%
 # cell 2
 warnings.filterwarnings("ignore")
+
+# %%
+X_train_scaled = nb2prod.runtime.load("X_train_scaled", step="preprocessing")
+y_train = nb2prod.runtime.load("y_train", step="preprocessing")
 
 # %% cell 11 (id train)
 model = LogisticRegression(C=C, max_iter=max_iter, random_state=random_state)

@@ -35,6 +35,8 @@ average = ...  # how F1 is averaged over classes: "macro" or "weighted"
 # %%
 nb2prod.runtime.start_step(nb2prod_run_dir, "compare")
 average = nb2prod.runtime.param("average", average)
+
+# %%
 X_test = nb2prod.runtime.load("X_test", step="prepare")
 gb = nb2prod.runtime.load("gb", step="gradient_boosting")
 rf = nb2prod.runtime.load("rf", step="random_forest")

@@ -37,6 +37,8 @@ nb2prod.runtime.start_step(nb2prod_run_dir, "gradient_boosting")
 random_state = nb2prod.runtime.param("random_state", random_state)
 gb_n_estimators = nb2prod.runtime.param("gb_n_estimators", gb_n_estimators)
 gb_learning_rate = nb2prod.runtime.param("gb_learning_rate", gb_learning_rate)
+
+# %%
 X_train = nb2prod.runtime.load("X_train", step="prepare")
 y_train = nb2prod.runtime.load("y_train", step="prepare")
 

@@ -37,6 +37,8 @@ rf_params = ...  # keyword arguments for RandomForestClassifier
 nb2prod.runtime.start_step(nb2prod_run_dir, "random_forest")
 random_state = nb2prod.runtime.param("random_state", random_state)
 rf_params = nb2prod.runtime.param("rf_params", rf_params)
+
+# %%
 X_train = nb2prod.runtime.load("X_train", step="prepare")
 feature_names = nb2prod.runtime.load("feature_names", step="prepare")
 y_train = nb2prod.runtime.load("y_train", step="prepare")

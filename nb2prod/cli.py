@@ -161,6 +161,112 @@ def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
 
 @main.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option(
+    "-p",
+    "--param",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter; the value is read as YAML (3, 0.5, true, [1, 2]).",
+)
+@click.option(
+    "-f",
+    "--params-file",
+    "files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of parameter values layered over config.yaml (repeatable).",
+)
+@click.option(
+    "--steps", metavar="S,...", help="Run only these steps; upstream results come from the cache."
+)
+@click.option("--no-cache", is_flag=True, help="Run every step, even unchanged ones.")
+@click.option("--step-timeout", type=float, metavar="SECONDS", help="Stop a step that runs longer.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write a JUnit XML report, one test case per step.",
+)
+@click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
+@_friendly
+def run(
+    pipeline: Path,
+    assignments: tuple[str, ...],
+    files: tuple[Path, ...],
+    steps: str | None,
+    no_cache: bool,
+    step_timeout: float | None,
+    junit: Path | None,
+    no_track: bool,
+) -> None:
+    """Run PIPELINE (pipelines/<name> for the latest version, or .../vN) with papermill.
+
+    Each step runs in a fresh kernel, in DAG order, independent steps side by side. Results go
+    to .nb2prod/runs/<run-id>/ and to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db).
+
+    \b
+    Exit codes: 0 success, 1 a step failed, 2 bad input or usage,
+    3 the run succeeded but could not be tracked, 130 interrupted.
+    """
+    import os
+
+    from .ci_reports import append_github_summary, write_junit
+    from .pipeline import load_pipeline
+    from .progress import Progress
+    from .report import run_text
+    from .runner import run_pipeline
+
+    spec = load_pipeline(pipeline)
+    progress = Progress([s.name for s in spec.steps])
+    result = run_pipeline(
+        spec.path,
+        files=files,
+        assignments=assignments,
+        steps=steps.split(",") if steps else None,
+        no_cache=no_cache,
+        step_timeout=step_timeout,
+        track=not no_track,
+        observer=progress,
+        handle_signals=True,
+    )
+    click.echo(run_text(result.record, result.path), err=result.exit_code not in (0,))
+    if junit is not None:
+        write_junit(result.record, junit)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        append_github_summary(result.record, Path(summary))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("pipeline", required=False)
+@click.option("-n", "--limit", default=10, show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_friendly
+def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
+    """List recent runs (of PIPELINE, if given): status, duration, version, key metrics."""
+    from .runner import list_runs
+
+    rows = list_runs(pipeline, limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No runs yet. Start one with: nb2prod run pipelines/<name>")
+        return
+    for r in rows:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in list((r.get("metrics") or {}).items())[:3])
+        duration = r.get("duration")
+        shown = "" if duration is None else f"{duration:6.1f}s"
+        click.echo(
+            f"{r['id']}  {r['pipeline']} v{r['version']:<3} {r['status']:<11} {shown:>7}  {metrics}"
+        )
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_friendly
 def versions(pipeline: Path, as_json: bool) -> None:

@@ -121,18 +121,19 @@ def _version_dir_label(out: Path, name: str, version: int) -> str:
 
 @contextlib.contextmanager
 def _locked(pipeline_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the pipeline folder itself (no lock file to commit)."""
     pipeline_dir.mkdir(parents=True, exist_ok=True)
-    with open(pipeline_dir / ".lock", "a+b") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: rely on the atomic rename alone
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: rely on the atomic rename alone
+        yield
+        return
+    fd = os.open(pipeline_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _write_tree(root: Path, files: dict[str, bytes]) -> None:

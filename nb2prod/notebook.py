@@ -23,8 +23,15 @@ class Cell:
 class Notebook:
     path: Path
     cells: tuple[Cell, ...]
-    sha256: str  # of the file's bytes, recorded in pipeline.yaml
+    # Of what the pipeline is made from: each code cell's source and tags, in order. Outputs,
+    # execution counts and markdown do not count, so re-running the notebook changes nothing.
+    sha256: str
     kernel_name: str
+
+
+def code_sha256(cells: list[Cell]) -> str:
+    payload = [[c.source, list(c.tags)] for c in cells if c.cell_type == "code"]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _fail(path: Path, what: str, fix: str) -> NotebookError:
@@ -96,6 +103,6 @@ def read_notebook(path: str | Path) -> Notebook:
     return Notebook(
         path=path,
         cells=tuple(cells),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=code_sha256(cells),
         kernel_name=str(kernelspec.get("name") or "python3"),
     )

@@ -85,6 +85,7 @@ class StepPlan:
     all_binds: set[str] = field(default_factory=set)
     own_definitions: list[Hoist] = field(default_factory=list)
     pending_imports: dict[str, Hoist] = field(default_factory=dict)
+    data_names: set[str] = field(default_factory=set)  # assigned data (not imports or defs)
 
     @property
     def module(self) -> str:
@@ -611,6 +612,7 @@ class _Planner:
     ) -> None:
         step.local.add(name)
         step.defines.add(name)
+        step.data_names.add(name)
         self.set(name, _Def("data", cell, step.name))
         if keep_alias:
             return

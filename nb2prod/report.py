@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from .grammar import load_grammar
 from .plan import Plan
 
@@ -72,4 +75,49 @@ def plan_text(plan: Plan) -> str:
         lines.append("  none")
     for problem in plan.problems:
         lines.append(f"  {problem.severity}: {problem.render(str(plan.notebook.path))}")
+    return "\n".join(lines)
+
+
+def run_text(record: dict[str, Any], run_dir: Path) -> str:
+    """The end-of-run report: status, failures (a short paragraph each), metrics, where to look."""
+    status = record["status"]
+    lines = [
+        "",
+        f"{record['pipeline']} v{record['version']}: {status} in {record.get('duration') or 0:.1f}s"
+        f" (run {record['id']})",
+    ]
+    cached = [n for n, s in record["steps"].items() if s["state"] == "cached"]
+    if cached:
+        lines.append(f"reused from earlier runs: {', '.join(cached)}")
+    for name, step in record["steps"].items():
+        error = step.get("error")
+        if step["state"] != "failed" or not error:
+            continue
+        where = f" in notebook {error['cell']}" if error.get("cell") else ""
+        lines += ["", f"step {name} failed{where}:", f"  {error.get('message', '')}"]
+        source = (error.get("source") or "").strip().splitlines()
+        if source:
+            lines.append("  cell source:")
+            lines += [f"    {line}" for line in source[:8]]
+            if len(source) > 8:
+                lines.append("    ...")
+        if step.get("notebook"):
+            lines.append(f"  executed notebook: {run_dir / step['notebook']}")
+    skipped = [n for n, s in record["steps"].items() if s["state"] == "skipped" and s.get("error")]
+    if skipped:
+        lines.append(f"not run (an upstream step failed): {', '.join(skipped)}")
+    metrics = record.get("metrics") or {}
+    if metrics:
+        lines += ["", "metrics:"] + [f"  {k} = {v:.6g}" for k, v in metrics.items()]
+    lines += ["", f"run folder: {run_dir}"]
+    tracking = record.get("tracking")
+    if tracking:
+        if tracking.get("ok"):
+            lines.append(
+                f"MLflow: experiment {tracking.get('experiment')!r}, run {tracking.get('run_id')} "
+                f"({tracking.get('uri')}); browse with: mlflow ui --backend-store-uri "
+                f"{tracking.get('uri')}"
+            )
+        else:
+            lines.append(f"MLflow tracking failed: {tracking.get('error')}")
     return "\n".join(lines)

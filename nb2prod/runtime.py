@@ -53,7 +53,7 @@ import pickle
 import sys
 import types
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -877,3 +877,43 @@ def log_metric(name: str, value: Any) -> None:
             f"{_type_name(value)}: {_short(repr(value), 80)}"
         )
     log_metrics({name: number})
+
+
+# ---------------------------------------------------------------------------- models
+
+MODELS_DIRNAME = "models"
+
+
+def _is_model(value: Any) -> bool:
+    """Fitted-estimator-like: an instance with ``fit`` and ``predict`` or ``transform``."""
+    if isinstance(value, type) or not hasattr(value, "fit"):
+        return False
+    return callable(getattr(value, "fit", None)) and any(
+        callable(getattr(value, attr, None)) for attr in ("predict", "predict_proba", "transform")
+    )
+
+
+def save_models(namespace: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+    """Keep the model-like objects among ``names`` as ``steps/<step>/models/<name>.pkl``.
+
+    Generated training steps call this last, so every run leaves a deployable artifact that the
+    runner logs to MLflow (with the scikit-learn flavour when it is a scikit-learn estimator).
+    Values that are not models, or that cannot be pickled, are passed over.
+    """
+    ctx = _require_context("save_models")
+    folder = step_dir(ctx.run_dir, ctx.step) / MODELS_DIRNAME
+    saved: list[str] = []
+    for name in names:
+        value = namespace.get(name)
+        if value is None or not _is_model(value):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            _pickle_to(folder / f"{name}{PICKLE_EXT}", value, pickle.dump)
+        except Exception as exc:  # noqa: BLE001 - a model we cannot keep is reported, not fatal
+            print(
+                f"nb2prod: model {name!r} could not be saved for tracking: {exc}", file=sys.stderr
+            )
+            continue
+        saved.append(name)
+    return saved

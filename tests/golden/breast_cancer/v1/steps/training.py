@@ -56,4 +56,7 @@ model.fit(X_train_scaled, y_train)
 print("iterations:", model.n_iter_[0])
 
 # %%
+nb2prod.runtime.save_models(globals(), ["model"])
+
+# %%
 nb2prod.runtime.save("model", model)

@@ -52,4 +52,7 @@ rf_importances = pd.Series(rf.feature_importances_, index=feature_names).sort_va
 rf_importances.head(5)
 
 # %%
+nb2prod.runtime.save_models(globals(), ["rf", "rf_importances"])
+
+# %%
 nb2prod.runtime.save("rf", rf)

@@ -1,0 +1,108 @@
+"""One fresh kernel per step, started early and warmed with the step's imports.
+
+Starting a kernel and importing pandas or scikit-learn costs more than many steps' own work.
+The runner starts each step's kernel ahead of its turn and runs the step's import cell in it, so
+when the step's inputs are ready only its own code is left to run. Every step still gets a
+kernel of its own: nothing is shared between steps but the files in the run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.utils import run_sync
+
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # no history database in the home folder
+
+
+class StepTimeout(Exception):
+    pass
+
+
+class KernelDied(Exception):
+    pass
+
+
+class StepKernel:
+    def __init__(self, kernel_name: str, cwd: Path) -> None:
+        # The async manager, as nbclient expects: with a blocking one, a kernel that dies
+        # mid-cell leaves nbclient waiting forever on a message that never comes.
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.km = AsyncKernelManager(kernel_name=kernel_name)
+        self.cwd = cwd
+        self.ready = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.timed_out = False
+
+    def start_and_warm(self, warm_code: str) -> None:
+        """Start the kernel and run ``warm_code`` (imports). Errors are left to the real run."""
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                run_sync(self.km.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=str(self.cwd))
+            if warm_code.strip():
+                client = self.km.client()
+                client.start_channels()
+                try:
+                    run_sync(client.wait_for_ready)(timeout=60)
+                    run_sync(client.execute_interactive)(
+                        warm_code, timeout=600, output_hook=lambda msg: None, allow_stdin=False
+                    )
+                finally:
+                    client.stop_channels()
+        except Exception:  # noqa: BLE001 - the step's own run will report what is wrong
+            pass
+        finally:
+            self.ready.set()
+
+    def execute(
+        self, nb: Any, output: Path, parameters: dict[str, Any], timeout: float | None
+    ) -> None:
+        """Run ``nb`` in this kernel with papermill, saving the executed notebook to ``output``."""
+        import papermill
+
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+        self.ready.wait()
+        timer = None
+        if timeout:
+            timer = threading.Timer(timeout, self._expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            papermill.execute_notebook(
+                nb,
+                str(output),
+                parameters=parameters,
+                km=self.km,
+                kernel_name=self.km.kernel_name,
+                progress_bar=False,
+                request_save_on_cell_execute=True,
+            )
+        except Exception as exc:
+            if self.timed_out:
+                raise StepTimeout(f"stopped after the {timeout:g} s step timeout") from exc
+            if type(exc).__name__ == "DeadKernelError" or not run_sync(self.km.is_alive)():
+                raise KernelDied(str(exc) or "the kernel died") from exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the kernel process at once (idempotent, safe from any thread)."""
+        with self._lock:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                if self.km.has_kernel:
+                    run_sync(self.km.shutdown_kernel)(now=True)

@@ -1,0 +1,539 @@
+"""Running a pipeline version: steps in DAG order, each in a fresh kernel, results in a run folder.
+
+The run folder (``.nb2prod/runs/<run-id>/``) holds everything a run produced: ``config.yaml``
+(effective parameters), ``steps/<step>/`` (outputs, metrics, models, executed notebook) and
+``run.json``, rewritten atomically at every change, so it always tells the state of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._version import __version__
+from .cache import StepCache, file_sha256, link_tree, normalized_code, step_key
+from .errors import Nb2prodError
+from .overrides import effective_params
+from .pipeline import PipelineSpec, StepSpec, load_pipeline
+
+RUN_DIR_PARAM = "nb2prod_run_dir"
+STATES_DONE = ("succeeded", "cached", "failed", "skipped", "interrupted")
+Observer = Callable[[str, str, dict[str, Any]], None]  # (event, step, step record)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("NB2PROD_HOME", ".nb2prod"))
+
+
+@dataclass
+class RunResult:
+    id: str
+    path: Path
+    record: dict[str, Any]
+    tracking: Any = None  # nb2prod.tracking.TrackingResult, when tracking ran
+
+    @property
+    def status(self) -> str:
+        return str(self.record["status"])
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        if self.status != "succeeded":
+            return 1
+        if self.tracking is not None and not self.tracking.ok:
+            return 3
+        return 0
+
+
+class RunRecord:
+    """``run.json``, kept in memory and written atomically after every change."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.lock = threading.RLock()
+        self.save()
+
+    def save(self) -> None:
+        with self.lock:
+            tmp = self.path.with_name(f".run.json.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(self.data, indent=2, default=repr) + "\n", "utf-8")
+            os.replace(tmp, self.path)
+
+    def step(self, name: str) -> dict[str, Any]:
+        step: dict[str, Any] = self.data["steps"][name]
+        return step
+
+    def update(self, name: str, **fields: Any) -> dict[str, Any]:
+        with self.lock:
+            self.data["steps"][name].update(fields)
+            self.save()
+            return dict(self.data["steps"][name])
+
+
+def git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _warm_code(module: Path) -> str:
+    """The step module's first code cell: its imports."""
+    import jupytext
+
+    nb = jupytext.read(module)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return str(code[0].source) if code else ""
+
+
+def _error_info(exc: BaseException, notebook: Path) -> dict[str, Any]:
+    """Where and why a step failed, in the notebook's own terms."""
+    from .kernels import KernelDied, StepTimeout
+
+    if isinstance(exc, StepTimeout):
+        return {"cell": None, "ename": "Timeout", "evalue": str(exc), "message": str(exc)}
+    if isinstance(exc, KernelDied):
+        msg = f"the kernel died ({exc}); the step may have run out of memory or called os._exit"
+        return {"cell": None, "ename": "KernelDied", "evalue": str(exc), "message": msg}
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    cell = None
+    source = getattr(exc, "source", "")
+    with contextlib.suppress(Exception):
+        # papermill adds marker cells to the saved notebook, so find the cell by its error.
+        executed = json.loads(notebook.read_text("utf-8"))
+        for c in executed["cells"]:
+            if any(o.get("output_type") == "error" for o in c.get("outputs", [])):
+                cell = c.get("metadata", {}).get("title") or "a cell nb2prod generated"
+                source = "".join(c.get("source", source))
+                break
+    return {
+        "cell": cell,
+        "ename": ename,
+        "evalue": evalue,
+        "source": source,
+        "message": f"{ename}: {evalue}",
+        "traceback": getattr(exc, "traceback", None),
+    }
+
+
+@dataclass
+class _Plan:
+    spec: PipelineSpec
+    run_dir: Path
+    record: RunRecord
+    params: dict[str, Any]
+    selected: set[str]
+    no_cache: bool
+    step_timeout: float | None
+    cache: StepCache
+    runs_dir: Path
+    cwd: Path
+    observer: Observer | None
+    kernels: dict[str, Any] = field(default_factory=dict)
+    done: dict[str, threading.Event] = field(default_factory=dict)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+
+
+def run_pipeline(
+    path: str | Path,
+    params: dict[str, Any] | None = None,
+    *,
+    files: Iterable[Path] = (),
+    assignments: Iterable[str] = (),
+    steps: Iterable[str] | None = None,
+    no_cache: bool = False,
+    step_timeout: float | None = None,
+    track: bool = True,
+    observer: Observer | None = None,
+    jobs: int | None = None,
+    handle_signals: bool = False,
+) -> RunResult:
+    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``). See module docs."""
+    spec = load_pipeline(Path(path))
+    effective, overrides = effective_params(spec.defaults, files, assignments, params)
+    names = [s.name for s in spec.steps]
+    selected = set(names)
+    if steps is not None:
+        selected = {s.strip() for s in steps if s.strip()}
+        unknown = sorted(selected - set(names))
+        if unknown:
+            raise Nb2prodError(
+                f"--steps: no step `{unknown[0]}` in {spec.name} v{spec.version}. "
+                f"Fix: choose from {', '.join(names)}."
+            )
+    tracker = None
+    if track:
+        from .tracking import Tracker
+
+        tracker = Tracker(warm=True)  # imports MLflow in the background while steps run
+    root = runs_root()
+    runs_dir = root / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_run_id()
+        run_dir = runs_dir / run_id
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:  # another run started in the same second with the same token
+            continue
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(effective, sort_keys=False, allow_unicode=True), "utf-8"
+    )
+    project = spec.path.resolve().parent.parent.parent
+    notebook_dir = (project / spec.notebook).parent
+    cwd = notebook_dir if notebook_dir.is_dir() else Path.cwd()
+    needed = spec.upstream(selected)
+    record = RunRecord(
+        run_dir / "run.json",
+        {
+            "schema_version": 1,
+            "id": run_id,
+            "pipeline": spec.name,
+            "version": spec.version,
+            "version_dir": os.path.relpath(spec.path.resolve(), Path.cwd()),
+            "notebook": spec.notebook,
+            "notebook_sha256": spec.notebook_sha256,
+            "nb2prod_version": __version__,
+            "git_commit": git_commit(project),
+            "status": "running",
+            "pid": os.getpid(),
+            "started_at": _now(),
+            "finished_at": None,
+            "duration": None,
+            "params": effective,
+            "overrides": overrides,
+            "steps": {
+                s.name: {
+                    "role": s.role,
+                    "state": "queued" if s.name in needed else "skipped",
+                    "depends_on": list(s.depends_on),
+                    "params": {p: effective[p] for p in s.parameters if p in effective},
+                    "started_at": None,
+                    "duration": None,
+                    "cached_from": None,
+                    "notebook": None,
+                    "outputs": {},
+                    "metrics": {},
+                    "models": [],
+                    "error": None,
+                }
+                for s in spec.steps
+            },
+            "metrics": {},
+            "tracking": None,
+        },
+    )
+    plan = _Plan(
+        spec=spec,
+        run_dir=run_dir.resolve(),
+        record=record,
+        params=effective,
+        selected=selected,
+        no_cache=no_cache,
+        step_timeout=step_timeout,
+        cache=StepCache(root, spec.name),
+        runs_dir=runs_dir,
+        cwd=cwd,
+        observer=observer,
+    )
+    started = time.monotonic()
+    previous: dict[signal.Signals, Any] = {}
+    if handle_signals:
+
+        def on_signal(signum: int, frame: Any) -> None:
+            plan.interrupted.set()
+            for kernel in list(plan.kernels.values()):
+                kernel.shutdown()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        _execute(plan, jobs or os.cpu_count() or 1, needed)
+    finally:
+        for kernel in list(plan.kernels.values()):
+            kernel.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    states = {n: record.step(n)["state"] for n in names}
+    if plan.interrupted.is_set() or "interrupted" in states.values():
+        status = "interrupted"
+    elif any(s == "failed" for s in states.values()):
+        status = "failed"
+    else:
+        status = "succeeded"
+    with record.lock:
+        merged: dict[str, Any] = {}
+        for n in names:
+            merged.update(record.step(n).get("metrics") or {})
+        record.data.update(
+            status=status,
+            finished_at=_now(),
+            duration=round(time.monotonic() - started, 3),
+            metrics=merged,
+        )
+        record.save()
+    result = RunResult(run_id, run_dir, record.data)
+    if tracker is not None:
+        result.tracking = tracker.log_run(run_dir)
+        with record.lock:
+            record.data["tracking"] = result.tracking.to_json()
+            record.save()
+    return result
+
+
+def _notify(plan: _Plan, event: str, name: str) -> None:
+    if plan.observer is not None:
+        with contextlib.suppress(Exception):
+            plan.observer(event, name, dict(plan.record.step(name)))
+
+
+def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
+    from .kernels import StepKernel
+
+    spec = plan.spec
+    codes = {s.name: normalized_code(s.module) for s in spec.steps if s.name in needed}
+    predicted = _predict_cache_hits(plan, codes)
+    to_run = [s for s in spec.steps if s.name in needed and s.name not in predicted]
+    for s in to_run:
+        plan.kernels[s.name] = StepKernel("python3", plan.cwd)
+    warm_slots = threading.Semaphore(jobs)
+    run_slots = threading.Semaphore(jobs)
+
+    def warm(step: StepSpec) -> None:
+        with warm_slots:
+            if not plan.interrupted.is_set():
+                plan.kernels[step.name].start_and_warm(_warm_code(step.module))
+            else:
+                plan.kernels[step.name].ready.set()
+
+    plan.done = {s.name: threading.Event() for s in spec.steps}
+    threads = [threading.Thread(target=warm, args=(s,), daemon=True) for s in to_run]
+    for s in spec.steps:
+        if s.name not in needed:
+            plan.done[s.name].set()
+            continue
+        threads.append(
+            threading.Thread(target=_step_thread, args=(plan, s, codes, run_slots), daemon=True)
+        )
+    for t in threads:
+        t.start()
+    for s in spec.steps:
+        while not plan.done[s.name].wait(0.1):
+            pass
+
+
+def _predict_cache_hits(plan: _Plan, codes: dict[str, str]) -> set[str]:
+    """Steps that will be reused from the cache, so their kernels need not start."""
+    if plan.no_cache:
+        return set()
+    hashes: dict[str, dict[str, str]] = {}
+    hits: set[str] = set()
+    for s in plan.spec.steps:
+        if s.name not in codes:
+            continue
+        inputs = {}
+        for name, producer in s.inputs:
+            if producer not in hits or name not in hashes[producer]:
+                break
+            inputs[f"{producer}/{name}"] = hashes[producer][name]
+        else:
+            key = step_key(codes[s.name], plan.record.step(s.name)["params"], inputs)
+            found = plan.cache.lookup(s.name, key, plan.runs_dir)
+            if found is not None:
+                hits.add(s.name)
+                hashes[s.name] = dict(found[1].get("outputs", {}))
+    return hits
+
+
+def _step_thread(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) -> None:
+    try:
+        _run_step(plan, step, codes, slots)
+    except BaseException as exc:  # noqa: BLE001 - a step thread must always finish its record
+        plan.record.update(
+            step.name,
+            state="failed",
+            error={
+                "cell": None,
+                "ename": type(exc).__name__,
+                "evalue": str(exc),
+                "message": f"nb2prod could not run the step: {exc}",
+            },
+        )
+        _notify(plan, "failed", step.name)
+    finally:
+        kernel = plan.kernels.get(step.name)
+        if kernel is not None:
+            kernel.shutdown()
+        plan.done[step.name].set()
+
+
+def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) -> None:
+    record = plan.record
+    for dep in step.depends_on:
+        plan.done[dep].wait()
+    bad = [d for d in step.depends_on if record.step(d)["state"] not in ("succeeded", "cached")]
+    if plan.interrupted.is_set():
+        record.update(step.name, state="interrupted")
+        _notify(plan, "interrupted", step.name)
+        return
+    if bad:
+        record.update(
+            step.name,
+            state="skipped",
+            error={
+                "cell": None,
+                "ename": "Skipped",
+                "evalue": f"{bad[0]} did not succeed",
+                "message": f"not run because step {bad[0]} did not succeed",
+            },
+        )
+        _notify(plan, "skipped", step.name)
+        return
+    inputs = {
+        f"{producer}/{name}": record.step(producer)["outputs"].get(name, "")
+        for name, producer in step.inputs
+    }
+    key = step_key(codes[step.name], record.step(step.name)["params"], inputs)
+    found = None if plan.no_cache else plan.cache.lookup(step.name, key, plan.runs_dir)
+    if found is None and step.name not in plan.selected:
+        record.update(
+            step.name,
+            state="failed",
+            error={
+                "cell": None,
+                "ename": "NotCached",
+                "evalue": "no cached result",
+                "message": f"--steps needs step {step.name}'s results, but no earlier run "
+                "computed them with this code, these parameters and these inputs; run "
+                "without --steps first",
+            },
+        )
+        _notify(plan, "failed", step.name)
+        return
+    target = plan.run_dir / "steps" / step.name
+    if found is not None:
+        run_id, earlier = found
+        link_tree(plan.runs_dir / run_id / "steps" / step.name, target)
+        origin = earlier.get("cached_from") or run_id
+        record.update(
+            step.name,
+            state="cached",
+            cached_from=origin,
+            duration=0.0,
+            notebook=earlier.get("notebook"),
+            outputs=earlier.get("outputs", {}),
+            metrics=earlier.get("metrics", {}),
+            models=earlier.get("models", []),
+        )
+        kernel = plan.kernels.pop(step.name, None)
+        if kernel is not None:
+            kernel.shutdown()
+        _notify(plan, "cached", step.name)
+        return
+    import jupytext
+
+    kernel = plan.kernels[step.name]
+    kernel.ready.wait()  # started and warmed ahead of time, usually while upstream steps ran
+    with slots:
+        if plan.interrupted.is_set():
+            record.update(step.name, state="interrupted")
+            _notify(plan, "interrupted", step.name)
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        notebook = target / "notebook.ipynb"
+        record.update(
+            step.name,
+            state="running",
+            started_at=_now(),
+            notebook=notebook.relative_to(plan.run_dir).as_posix(),
+        )
+        _notify(plan, "running", step.name)
+        t0 = time.monotonic()
+        nb = jupytext.read(step.module)
+        parameters = {RUN_DIR_PARAM: str(plan.run_dir), **record.step(step.name)["params"]}
+        try:
+            kernel.execute(nb, notebook, parameters, plan.step_timeout)
+        except Exception as exc:  # noqa: BLE001 - reported in run.json and by the CLI
+            state = "interrupted" if plan.interrupted.is_set() else "failed"
+            record.update(
+                step.name,
+                state=state,
+                duration=round(time.monotonic() - t0, 3),
+                error=_error_info(exc, notebook),
+            )
+            _notify(plan, state, step.name)
+            return
+        finally:
+            kernel.shutdown()
+    duration = round(time.monotonic() - t0, 3)
+    outputs = {
+        name: file_sha256(p)
+        for name in step.outputs
+        for p in sorted((target / "outputs").glob(f"{name}.*"))[:1]
+    }
+    metrics = _read_json(target / "metrics.json")
+    models = sorted(p.stem for p in (target / "models").glob("*.pkl"))
+    record.update(
+        step.name,
+        state="succeeded",
+        duration=duration,
+        outputs=outputs,
+        metrics=metrics,
+        models=models,
+    )
+    plan.cache.store(step.name, key, plan.record.data["id"])
+    _notify(plan, "succeeded", step.name)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def list_runs(pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Recent runs, newest first, optionally of one pipeline (its name or folder)."""
+    runs_dir = runs_root() / "runs"
+    name = Path(pipeline).name if pipeline else None
+    if name and name.startswith("v") and name[1:].isdigit() and pipeline:
+        name = Path(pipeline).parent.name
+    out = []
+    for path in sorted(runs_dir.glob("*/run.json"), reverse=True):
+        data = _read_json(path)
+        if not data or (name and data.get("pipeline") != name):
+            continue
+        out.append(data)
+        if len(out) >= limit:
+            break
+    return out

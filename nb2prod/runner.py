@@ -353,12 +353,10 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
 
 def _predict_cache_hits(plan: _Plan, codes: dict[str, str]) -> set[str]:
     """Steps that will be reused from the cache, so their kernels need not start."""
-    if plan.no_cache:
-        return set()
     hashes: dict[str, dict[str, str]] = {}
     hits: set[str] = set()
     for s in plan.spec.steps:
-        if s.name not in codes:
+        if s.name not in codes or (plan.no_cache and s.name in plan.selected):
             continue
         inputs = {}
         for name, producer in s.inputs:
@@ -423,7 +421,9 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
         for name, producer in step.inputs
     }
     key = step_key(codes[step.name], record.step(step.name)["params"], inputs)
-    found = None if plan.no_cache else plan.cache.lookup(step.name, key, plan.runs_dir)
+    # --no-cache re-runs the chosen steps; steps outside --steps always come from the cache.
+    reuse = not plan.no_cache or step.name not in plan.selected
+    found = plan.cache.lookup(step.name, key, plan.runs_dir) if reuse else None
     if found is None and step.name not in plan.selected:
         record.update(
             step.name,

@@ -29,7 +29,9 @@ def _numeric(values: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def reference_metrics(plan: Plan, tmp: Path) -> dict[str, float]:
+def reference_metrics(
+    plan: Plan, tmp: Path, parameters: dict[str, Any] | None = None
+) -> dict[str, float]:
     """Run the notebook itself (skip cells removed) and record what its metrics cells hold."""
     nb = nbformat.read(plan.notebook.path, as_version=4)
     metrics_cells = {m.cell: m for s in plan.steps for m in s.metrics}
@@ -60,7 +62,12 @@ def reference_metrics(plan: Plan, tmp: Path) -> dict[str, float]:
     )
     nb.cells = cells
     papermill.execute_notebook(
-        nb, str(tmp / "reference.ipynb"), kernel_name="python3", progress_bar=False, cwd=str(tmp)
+        nb,
+        str(tmp / "reference.ipynb"),
+        parameters=parameters or {},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp),
     )
     return json.loads(out_file.read_text())
 

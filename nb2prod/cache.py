@@ -20,16 +20,19 @@ from ._version import __version__
 
 
 def normalized_code(module: Path) -> str:
-    """The step's code cells without comments, blank lines or markdown."""
-    import jupytext
+    """The step's code without comments, blank lines or markdown.
 
-    nb = jupytext.read(module)
-    parts: list[str] = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        parts.append("\n".join(_strip_comments(cell.source)))
-    return "\n# %%\n".join(parts)
+    The module is jupytext's percent format, where markdown cells are comment lines, so
+    dropping comments drops them too; magics (``# %matplotlib``, ``# !pip``) are kept.
+    """
+    lines: list[str] = []
+    text = module.read_text("utf-8")
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("# %", "# !")) and not stripped.startswith("# %%"):
+            lines.append(stripped)
+    lines += _strip_comments(text)
+    return "\n".join(lines)
 
 
 def _strip_comments(source: str) -> list[str]:
@@ -41,7 +44,7 @@ def _strip_comments(source: str) -> list[str]:
         ]
         text = tokenize.untokenize(tokens)
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        text = source  # magics and the like: compare them as written
+        text = source
     return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 

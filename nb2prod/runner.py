@@ -191,9 +191,9 @@ def run_pipeline(
             )
     tracker = None
     if track:
-        from .tracking import Tracker
+        from .tracking_worker import TrackingWorker
 
-        tracker = Tracker(warm=True)  # imports MLflow in the background while steps run
+        tracker = TrackingWorker()  # imports MLflow in its own process while steps run
     root = runs_root()
     runs_dir = root / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -304,6 +304,7 @@ def run_pipeline(
     result = RunResult(run_id, run_dir, record.data)
     if tracker is not None:
         result.tracking = tracker.log_run(run_dir)
+        tracker.close()
         with record.lock:
             record.data["tracking"] = result.tracking.to_json()
             record.save()
@@ -325,15 +326,26 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
     to_run = [s for s in spec.steps if s.name in needed and s.name not in predicted]
     for s in to_run:
         plan.kernels[s.name] = StepKernel("python3", plan.cwd)
-    warm_slots = threading.Semaphore(jobs)
+    warm_slots = threading.Semaphore(len(to_run) or 1)
+
+    def preload() -> None:  # the first step should not wait for these imports
+        import jupytext  # noqa: F401
+        import papermill  # noqa: F401
+
+    threading.Thread(target=preload, daemon=True).start()
     run_slots = threading.Semaphore(jobs)
 
     def warm(step: StepSpec) -> None:
-        with warm_slots:
-            if not plan.interrupted.is_set():
-                plan.kernels[step.name].start_and_warm(_warm_code(step.module))
-            else:
-                plan.kernels[step.name].ready.set()
+        kernel = plan.kernels[step.name]
+        try:
+            with warm_slots:
+                if not plan.interrupted.is_set():
+                    rank = [s.name for s in to_run].index(step.name)
+                    kernel.start_and_warm(
+                        lambda: _warm_code(step.module), niceness=min(19, 5 * rank)
+                    )
+        finally:
+            kernel.ready.set()  # never leave the step waiting, whatever happened
 
     plan.done = {s.name: threading.Event() for s in spec.steps}
     threads = [threading.Thread(target=warm, args=(s,), daemon=True) for s in to_run]

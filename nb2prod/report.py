@@ -113,10 +113,15 @@ def run_text(record: dict[str, Any], run_dir: Path) -> str:
     tracking = record.get("tracking")
     if tracking:
         if tracking.get("ok"):
+            uri = str(tracking.get("uri"))
+            browse = (
+                uri
+                if uri.startswith(("http://", "https://"))
+                else (f"mlflow ui --backend-store-uri {uri}")
+            )
             lines.append(
                 f"MLflow: experiment {tracking.get('experiment')!r}, run {tracking.get('run_id')} "
-                f"({tracking.get('uri')}); browse with: mlflow ui --backend-store-uri "
-                f"{tracking.get('uri')}"
+                f"({uri}); browse: {browse}"
             )
         else:
             lines.append(f"MLflow tracking failed: {tracking.get('error')}")

@@ -39,7 +39,9 @@ def _now() -> str:
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    """Sortable by start time (to the millisecond), unique by its random tail."""
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)}"
 
 
 def runs_root() -> Path:

@@ -310,12 +310,25 @@ def reference(
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_run_equals_notebook(tmp_path: Path, example: Path) -> None:
+    """The pipeline's MLflow metrics equal the notebook's, with one nested run per step."""
+    import mlflow
+
     expected = reference(example, tmp_path)
     assert run_cli("export", example, cwd=tmp_path).returncode == 0
-    r = run_cli("run", f"pipelines/{example.stem}", "--no-track", cwd=tmp_path, env={"CI": "true"})
+    env = {"CI": "true", "MLFLOW_TRACKING_URI": ""}
+    r = run_cli("run", f"pipelines/{example.stem}", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    got = {k: v for k, v in last_run(tmp_path)["metrics"].items() if k in expected}
-    assert got == expected
+    record = last_run(tmp_path)
+    assert {k: v for k, v in record["metrics"].items() if k in expected} == expected
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = client.get_run(record["tracking"]["run_id"])
+    assert {k: v for k, v in parent.data.metrics.items() if k in expected} == expected
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(c.data.tags["nb2prod.step"] for c in children) == sorted(record["steps"])
+    assert parent.data.tags["nb2prod.notebook_sha256"] == record["notebook_sha256"]
 
 
 def test_overrides_match_papermill_injection(tmp_path: Path) -> None:

@@ -545,3 +545,75 @@ def test_importing_the_module_does_not_import_mlflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- through the CLI, as users run it -----------------------------------------------------------
+FAST_NB = [
+    ("scale = 2  # multiplier", ["parameters"]),
+    ("data = [1.0, 2.0, 3.0]", ["preprocessing"]),
+    (
+        "from sklearn.linear_model import LinearRegression\n"
+        "model = LinearRegression().fit([[x] for x in data], [x * scale for x in data])",
+        ["training"],
+    ),
+    ("slope = float(model.coef_[0])", ["evaluation"]),
+    ("slope", ["metrics"]),
+]
+
+
+def export_fast(project: Path) -> None:
+    from conftest import run_cli, write_notebook
+
+    write_notebook(project / "notebooks" / "fast.ipynb", FAST_NB)
+    assert run_cli("export", "notebooks/fast.ipynb", cwd=project).returncode == 0
+
+
+def test_cli_run_tracks_to_a_real_server(mlflow_server: str, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    export_fast(tmp_path)
+    r = run_cli(
+        "run",
+        "pipelines/fast",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": mlflow_server, "CI": "true"},
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    record = json.loads(next((tmp_path / ".nb2prod" / "runs").glob("*/run.json")).read_text())
+    assert record["tracking"]["ok"] and record["tracking"]["uri"] == mlflow_server
+    assert mlflow_server in r.stdout
+    client = mlflow.MlflowClient(mlflow_server)
+    parent = client.get_run(record["tracking"]["run_id"])
+    assert parent.data.metrics == {"slope": pytest.approx(2.0)}
+    assert parent.data.params["scale"] == "2"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(c.data.tags["nb2prod.step"] for c in children) == [
+        "evaluation",
+        "preprocessing",
+        "training",
+    ]
+    training = next(c for c in children if c.data.tags["nb2prod.step"] == "training")
+    assert "nb2prod.model.model" in training.data.tags  # a deployable artifact, every run
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_run_with_unreachable_server_exits_3_and_keeps_results(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    export_fast(tmp_path)
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    r = run_cli(
+        "run", "pipelines/fast", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri, "CI": "true"}
+    )
+    assert time.monotonic() - started < 90
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert uri in r.stderr and "Traceback" not in r.stderr
+    record = json.loads(next((tmp_path / ".nb2prod" / "runs").glob("*/run.json")).read_text())
+    assert record["status"] == "succeeded" and record["metrics"] == {"slope": pytest.approx(2.0)}
+    assert record["tracking"]["ok"] is False
+    run_dir = tmp_path / ".nb2prod" / "runs" / record["id"]
+    assert (run_dir / "steps" / "training" / "models" / "model.pkl").is_file()

@@ -13,8 +13,9 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .export import ExportResult
     from .plan import Plan
+    from .runner import RunResult
 
-__all__ = ["__version__", "export_notebook", "inspect_notebook", "log_metric"]
+__all__ = ["__version__", "export_notebook", "inspect_notebook", "log_metric", "run_pipeline"]
 
 
 def inspect_notebook(path: Any, name: str | None = None) -> Plan:
@@ -29,6 +30,13 @@ def export_notebook(path: Any, name: str | None = None, out: Any = "pipelines") 
     from .export import export_notebook as _export
 
     return _export(path, name=name, out=out)
+
+
+def run_pipeline(path: Any, params: dict[str, Any] | None = None, **options: Any) -> RunResult:
+    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``); see nb2prod.runner."""
+    from .runner import run_pipeline as _run
+
+    return _run(path, params, **options)
 
 
 def log_metric(name: str, value: Any) -> None:

@@ -54,9 +54,12 @@ def main() -> None:
     Typical use:
       nb2prod inspect notebooks/churn.ipynb     # what would be exported
       nb2prod export notebooks/churn.ipynb      # write pipelines/churn/vN
+      nb2prod run pipelines/churn               # run it, tracked in MLflow
       nb2prod check notebooks/churn.ipynb       # in CI: is the export current?
 
-    Exit codes: 0 success, 1 a check or step failed, 2 bad input or usage.
+    \b
+    Exit codes: 0 success, 1 a check or step failed, 2 bad input or usage,
+    3 a run succeeded but could not be tracked, 130 interrupted.
     """
 
 

@@ -1,9 +1,9 @@
 """Writing pipeline versions: immutable folders, created atomically, one at a time.
 
 A version is rendered in memory, written into a hidden temporary folder beside the versions and
-then renamed to ``vN`` in one step, so readers never see a half-written version. A lock file
-serialises exporters of the same pipeline; the rename refuses to replace an existing folder, so
-even without the lock two exporters cannot overwrite each other.
+then renamed to ``vN`` in one step, so readers never see a half-written version. A lock on the
+pipeline folder serialises exporters of the same pipeline; the rename refuses to replace an
+existing folder, so even without the lock two exporters cannot overwrite each other.
 """
 
 from __future__ import annotations

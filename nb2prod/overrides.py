@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,15 @@ def effective_params(
             )
         default = defaults[key]
         if not _compatible(default, value):
+            kind = type_name(default)
+            article = "an" if kind[0] in "aeiou" else "a"
+            example = json.dumps(default) if isinstance(default, (list, dict, str)) else default
+            if isinstance(default, bool):
+                example = str(default).lower()
             raise Nb2prodError(
-                f"{origin}: parameter `{key}` is a {type_name(default)} (default {default!r}), "
-                f"but got the {type(value).__name__} {value!r}. Fix: give a "
-                f"{type_name(default)}, e.g. -p {key}={yaml.safe_dump(default).strip()}"
+                f"{origin}: parameter `{key}` is {article} {kind} (default {default!r}), "
+                f"but got the {type(value).__name__} {value!r}. Fix: give {article} {kind}, "
+                f"e.g. -p '{key}={example}'"
             )
         effective[key] = value
     changed = {k: v for k, v in effective.items() if k in overrides}

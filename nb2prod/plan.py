@@ -393,9 +393,15 @@ class _Planner:
                         plan.index,
                         severity="warning",
                     )
-                for name in sorted(
-                    (a.writes | {e.name for s in a.statements for e in s.events}) & RESERVED_NAMES
-                ):
+                # `import nb2prod` is fine (it is what the generated code imports too);
+                # giving either name another value would break the step modules.
+                rebound = {
+                    e.name
+                    for s in a.statements
+                    for e in s.events
+                    if e.kind in ("write", "delete") or (e.kind == "define" and not e.is_import)
+                }
+                for name in sorted(rebound & RESERVED_NAMES):
                     self.problem(
                         "reserved-name",
                         f"uses the name `{name}`, which nb2prod reserves for generated code.",

@@ -124,5 +124,8 @@ def run_text(record: dict[str, Any], run_dir: Path) -> str:
                 f"({uri}); browse: {browse}"
             )
         else:
-            lines.append(f"MLflow tracking failed: {tracking.get('error')}")
+            error = str(tracking.get("error") or "")
+            lines.append(
+                error if error.startswith("MLflow") else f"MLflow tracking failed: {error}"
+            )
     return "\n".join(lines)

@@ -162,6 +162,8 @@ class _Plan:
     kernels: dict[str, Any] = field(default_factory=dict)
     done: dict[str, threading.Event] = field(default_factory=dict)
     interrupted: threading.Event = field(default_factory=threading.Event)
+    track: bool = True
+    tracker: Any = None
 
 
 def run_pipeline(
@@ -191,11 +193,6 @@ def run_pipeline(
                 f"--steps: no step `{unknown[0]}` in {spec.name} v{spec.version}. "
                 f"Fix: choose from {', '.join(names)}."
             )
-    tracker = None
-    if track:
-        from .tracking_worker import TrackingWorker
-
-        tracker = TrackingWorker()  # imports MLflow in its own process while steps run
     root = runs_root()
     runs_dir = root / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +243,7 @@ def run_pipeline(
                     "outputs": {},
                     "metrics": {},
                     "models": [],
+                    "model_uris": {},
                     "error": None,
                 }
                 for s in spec.steps
@@ -266,6 +264,7 @@ def run_pipeline(
         runs_dir=runs_dir,
         cwd=cwd,
         observer=observer,
+        track=track,
     )
     started = time.monotonic()
     previous: dict[signal.Signals, Any] = {}
@@ -304,11 +303,13 @@ def run_pipeline(
         )
         record.save()
     result = RunResult(run_id, run_dir, record.data)
-    if tracker is not None:
-        result.tracking = tracker.log_run(run_dir)
-        tracker.close()
+    if plan.tracker is not None:
+        result.tracking = plan.tracker.log_run(run_dir)
+        plan.tracker.close()
         with record.lock:
             record.data["tracking"] = result.tracking.to_json()
+            for step_name, uris in (result.tracking.models or {}).items():
+                record.data["steps"][step_name]["model_uris"] = uris
             record.save()
     return result
 
@@ -326,6 +327,13 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
     codes = {s.name: normalized_code(s.module) for s in spec.steps if s.name in needed}
     predicted = _predict_cache_hits(plan, codes)
     to_run = [s for s in spec.steps if s.name in needed and s.name not in predicted]
+    if plan.track:
+        from .codegen import MODEL_ROLES
+        from .tracking_worker import TrackingWorker
+
+        # MLflow imports in its own process while the steps run; the model-logging machinery
+        # only when a step that can make a model will actually run.
+        plan.tracker = TrackingWorker(models=any(s.role in MODEL_ROLES for s in to_run))
     for s in to_run:
         plan.kernels[s.name] = StepKernel("python3", plan.cwd)
     warm_slots = threading.Semaphore(len(to_run) or 1)
@@ -467,6 +475,7 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
             outputs=earlier.get("outputs", {}),
             metrics=earlier.get("metrics", {}),
             models=earlier.get("models", []),
+            model_uris=earlier.get("model_uris", {}),
         )
         kernel = plan.kernels.pop(step.name, None)
         if kernel is not None:
@@ -498,11 +507,16 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
             kernel.execute(nb, notebook, parameters, plan.step_timeout)
         except Exception as exc:  # noqa: BLE001 - reported in run.json and by the CLI
             state = "interrupted" if plan.interrupted.is_set() else "failed"
+            error = _error_info(exc, notebook)
+            if state == "interrupted":
+                error = {
+                    "cell": error.get("cell"),
+                    "ename": "Interrupted",
+                    "evalue": "the run was interrupted",
+                    "message": "stopped because the run was interrupted (Ctrl-C or SIGTERM)",
+                }
             record.update(
-                step.name,
-                state=state,
-                duration=round(time.monotonic() - t0, 3),
-                error=_error_info(exc, notebook),
+                step.name, state=state, duration=round(time.monotonic() - t0, 3), error=error
             )
             _notify(plan, state, step.name)
             return

@@ -80,6 +80,7 @@ class TrackingResult:
     experiment_id: str | None
     run_id: str | None
     error: str | None
+    models: dict[str, dict[str, str]] | None = None  # step -> model name -> MLflow model URI
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``run.json`` keeps under ``tracking``)."""
@@ -99,6 +100,7 @@ class _Progress:
     parent_run_id: str | None = None
     open_runs: list[str] = field(default_factory=list)
     client: Any = None
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class Tracker:
@@ -109,8 +111,11 @@ class Tracker:
     import overlaps with the pipeline's steps; :meth:`log_run` waits for it.
     """
 
-    def __init__(self, tracking_uri: str | None = None, warm: bool = True) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, warm: bool = True, models: bool = True
+    ) -> None:
         self.tracking_uri = tracking_uri or None
+        self.models = models  # False: no model will be logged, so skip warming that machinery
         self._thread: threading.Thread | None = None
         if warm:
             self._thread = threading.Thread(target=self._warm, name="nb2prod-mlflow", daemon=True)
@@ -124,8 +129,15 @@ class Tracker:
         """
         try:
             mlflow = _import_mlflow()
-            importlib.import_module("mlflow.pyfunc")  # mlflow.sklearn.log_model uses it
+            if self.models:
+                importlib.import_module("mlflow.pyfunc")  # mlflow.sklearn.log_model uses it
         except Exception:  # noqa: BLE001
+            return
+        if not self.models:
+            with contextlib.suppress(Exception), _quiet_mlflow_logs():
+                uri = self.tracking_uri or mlflow.get_tracking_uri()
+                if not _is_http(uri):
+                    mlflow.MlflowClient(tracking_uri=uri)
             return
         with contextlib.suppress(Exception):
             import sklearn.base  # noqa: F401 - unpickling the models needs it
@@ -177,6 +189,7 @@ class Tracker:
                 experiment_id=progress.experiment_id,
                 run_id=progress.parent_run_id,
                 error=None,
+                models=progress.models,
             )
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, never raised
             return TrackingResult(
@@ -516,11 +529,20 @@ class _RunLogger:
         if name in notebooks:
             client.log_artifact(child_id, str(notebooks[name]))
         model_tags: dict[str, str] = {}
+        earlier = step.get("model_uris") or {}
         models = self.run_dir / "steps" / name / "models"
-        for path in sorted(models.glob(f"*{MODEL_EXT}")) if models.is_dir() else []:
-            model_tags[f"nb2prod.model.{path.stem}"] = self._log_model(
-                experiment_id, child_id, path, step
-            )
+        if state == "cached" and earlier:
+            # Reused results: point at the models the run that computed them logged.
+            model_tags = {f"nb2prod.model.{k}": str(v) for k, v in earlier.items()}
+        else:
+            for path in sorted(models.glob(f"*{MODEL_EXT}")) if models.is_dir() else []:
+                model_tags[f"nb2prod.model.{path.stem}"] = self._log_model(
+                    experiment_id, child_id, path, step
+                )
+        if model_tags:
+            self.progress.models[name] = {
+                k.removeprefix("nb2prod.model."): v for k, v in model_tags.items()
+            }
         if model_tags:
             client.log_batch(child_id, tags=_tags(model_tags))
         client.set_terminated(child_id, STEP_STATUS.get(state, "KILLED"), end_time=end)

@@ -20,13 +20,13 @@ WORKER_NICENESS = 10  # kernels running steps come first; MLflow's import fills 
 
 
 class TrackingWorker:
-    def __init__(self) -> None:
+    def __init__(self, models: bool = True) -> None:
         def lower_priority() -> None:
             with contextlib.suppress(OSError):
                 os.nice(WORKER_NICENESS)
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nb2prod.tracking_worker"],
+            [sys.executable, "-m", "nb2prod.tracking_worker", *([] if models else ["--no-models"])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -62,7 +62,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .tracking import Tracker
 
-    tracker = Tracker(warm=True)
+    tracker = Tracker(warm=True, models="--no-models" not in sys.argv)
     line = sys.stdin.readline().strip()
     if not line:  # the run was abandoned before it finished
         return

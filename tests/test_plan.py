@@ -315,6 +315,10 @@ def test_syntax_error_in_skip_cell_is_only_a_warning(make_nb) -> None:
 
 def test_reserved_name(make_nb) -> None:
     only(plan_of(make_nb, [("nb2prod_run_dir = 1", ["training"])]), "reserved-name")
+    only(plan_of(make_nb, [("nb2prod = 'mine'", ["training"])]), "reserved-name")
+    # Importing nb2prod (for nb2prod.log_metric) is what the generated code does too.
+    plan = plan_of(make_nb, [("import nb2prod\nnb2prod.log_metric('a', 1.0)", ["training"])])
+    assert plan.errors == []
 
 
 def test_no_steps(make_nb) -> None:

@@ -349,3 +349,17 @@ def test_overrides_match_papermill_injection(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert last_run(tmp_path)["metrics"] == expected
+
+
+def test_log_metric_from_notebook_code(tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / "lm.ipynb",
+        [
+            ("values = [3, 4]", ["preprocessing"]),
+            ("import nb2prod\nnb2prod.log_metric('n_values', len(values))", ["evaluation"]),
+        ],
+    )
+    assert run_cli("export", "lm.ipynb", cwd=tmp_path).returncode == 0
+    r = run_cli("run", "pipelines/lm", "--no-track", cwd=tmp_path, env={"CI": "true"})
+    assert r.returncode == 0, r.stderr
+    assert last_run(tmp_path)["metrics"] == {"n_values": 2}

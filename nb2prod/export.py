@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -80,17 +81,27 @@ def versions(pipeline_dir: Path) -> list[int]:
     return sorted(found)
 
 
-def read_manifest(version_dir: Path) -> dict[str, object]:
+def read_version_yaml(version_dir: Path, name: str = MANIFEST) -> dict[str, Any]:
+    """A YAML mapping from a version folder (``pipeline.yaml`` or ``config.yaml``)."""
+    path = version_dir / name
     try:
-        data = yaml.safe_load((version_dir / MANIFEST).read_text("utf-8"))
+        data = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise Nb2prodError(
-            f"{version_dir / MANIFEST}: cannot be read ({exc}). Fix: restore the folder from "
-            "version control; exported versions must not be edited."
+            f"{path}: cannot be read ({exc}). Fix: restore the folder from version control; "
+            "exported versions must not be edited."
         ) from None
+    if data is None and name != MANIFEST:
+        return {}
     if not isinstance(data, dict):
-        raise Nb2prodError(f"{version_dir / MANIFEST}: is not an nb2prod manifest.")
+        raise Nb2prodError(
+            f"{path}: is not what nb2prod wrote there (a mapping). Fix: export again."
+        )
     return data
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    return read_version_yaml(version_dir, MANIFEST)
 
 
 def read_files(version_dir: Path) -> dict[str, bytes]:

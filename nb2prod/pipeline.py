@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import Nb2prodError
-from .export import VERSION_DIR, read_manifest, versions
+from .export import VERSION_DIR, read_manifest, read_version_yaml, versions
 
 
 @dataclass(frozen=True)
@@ -96,15 +94,7 @@ def load_pipeline(path: Path) -> PipelineSpec:
             f"{vdir / 'pipeline.yaml'}: is not a complete nb2prod manifest ({exc!r}). Fix: "
             "restore it from version control, or export the notebook again."
         ) from None
-    try:
-        defaults = yaml.safe_load((vdir / "config.yaml").read_text("utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise Nb2prodError(
-            f"{vdir / 'config.yaml'}: cannot be read ({exc}). Fix: restore it from version "
-            "control; exported versions must not be edited."
-        ) from None
-    if not isinstance(defaults, dict):
-        raise Nb2prodError(f"{vdir / 'config.yaml'}: is not a mapping of parameters.")
+    defaults = read_version_yaml(vdir, "config.yaml")
     for s in steps:
         if not s.module.is_file():
             raise Nb2prodError(f"{s.module}: step module is missing. Fix: export again.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,7 @@ class StepKernel:
         self._closed = False
         self.timed_out = False
 
-    def start_and_warm(self, warm_code: Callable[[], str], niceness: int = 0) -> None:
+    def start_and_warm(self, warm_code: Callable[[], str]) -> None:
         """Start the kernel, then run ``warm_code()`` (the step's imports) in it while nothing
         waits for it. Errors are left to the step's real run to report."""
         try:
@@ -50,7 +49,6 @@ class StepKernel:
                 if self._closed:
                     return
                 run_sync(self.km.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=str(self.cwd))
-                self._nice(niceness)
             code = warm_code()  # worked out while the kernel boots
             if code.strip():
                 client = self.km.client()
@@ -66,18 +64,6 @@ class StepKernel:
             pass
         finally:
             self.ready.set()
-
-    def _nice(self, niceness: int) -> None:
-        """Let kernels needed sooner warm first: on a busy machine the CPU goes to them."""
-        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
-        if not (niceness and pid and hasattr(os, "setpriority")):
-            return
-        # Linux keeps a priority per thread, and the kernel runs code off its main thread.
-        task_dir = Path(f"/proc/{pid}/task")
-        threads = [int(t.name) for t in task_dir.iterdir()] if task_dir.is_dir() else [pid]
-        for tid in threads:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
     def execute(
         self, nb: Any, output: Path, parameters: dict[str, Any], timeout: float | None

@@ -336,7 +336,6 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         plan.tracker = TrackingWorker(models=any(s.role in MODEL_ROLES for s in to_run))
     for s in to_run:
         plan.kernels[s.name] = StepKernel("python3", plan.cwd)
-    warm_slots = threading.Semaphore(len(to_run) or 1)
 
     def preload() -> None:  # the first step should not wait for these imports
         import jupytext  # noqa: F401
@@ -345,20 +344,26 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
     threading.Thread(target=preload, daemon=True).start()
     run_slots = threading.Semaphore(jobs)
 
-    def warm(step: StepSpec) -> None:
-        kernel = plan.kernels[step.name]
-        try:
-            with warm_slots:
+    # Kernels warm in run order, as many at once as there are cores: warming them all at once
+    # would make the first step wait for every kernel's imports.
+    queue = list(to_run)
+    queue_lock = threading.Lock()
+
+    def warmer() -> None:
+        while True:
+            with queue_lock:
+                if not queue:
+                    return
+                step = queue.pop(0)
+            kernel = plan.kernels[step.name]
+            try:
                 if not plan.interrupted.is_set():
-                    rank = [s.name for s in to_run].index(step.name)
-                    kernel.start_and_warm(
-                        lambda: _warm_code(step.module), niceness=min(19, 5 * rank)
-                    )
-        finally:
-            kernel.ready.set()  # never leave the step waiting, whatever happened
+                    kernel.start_and_warm(lambda module=step.module: _warm_code(module))
+            finally:
+                kernel.ready.set()  # never leave the step waiting, whatever happened
 
     plan.done = {s.name: threading.Event() for s in spec.steps}
-    threads = [threading.Thread(target=warm, args=(s,), daemon=True) for s in to_run]
+    threads = [threading.Thread(target=warmer, daemon=True) for _ in range(min(jobs, len(to_run)))]
     for s in spec.steps:
         if s.name not in needed:
             plan.done[s.name].set()

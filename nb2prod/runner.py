@@ -321,8 +321,6 @@ def _notify(plan: _Plan, event: str, name: str) -> None:
 
 
 def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
-    from .kernels import StepKernel
-
     spec = plan.spec
     codes = {s.name: normalized_code(s.module) for s in spec.steps if s.name in needed}
     predicted = _predict_cache_hits(plan, codes)
@@ -334,14 +332,18 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         # MLflow imports in its own process while the steps run; the model-logging machinery
         # only when a step that can make a model will actually run.
         plan.tracker = TrackingWorker(models=any(s.role in MODEL_ROLES for s in to_run))
-    for s in to_run:
-        plan.kernels[s.name] = StepKernel("python3", plan.cwd)
+    if to_run:
+        from .kernels import StepKernel
+
+        for s in to_run:
+            plan.kernels[s.name] = StepKernel("python3", plan.cwd)
 
     def preload() -> None:  # the first step should not wait for these imports
         import jupytext  # noqa: F401
         import papermill  # noqa: F401
 
-    threading.Thread(target=preload, daemon=True).start()
+    if to_run:  # an all-cached run needs neither
+        threading.Thread(target=preload, daemon=True).start()
     run_slots = threading.Semaphore(jobs)
 
     # Kernels warm in run order, as many at once as there are cores: warming them all at once

@@ -41,8 +41,9 @@ class TrackingWorker:
             self.proc.stdin.write(f"{Path(run_dir).resolve()}\n")
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
+            result = TrackingResult(**json.loads(line))
             self.proc.wait(timeout=30)
-            return TrackingResult(**json.loads(line))
+            return result
         except (OSError, ValueError, TypeError, subprocess.SubprocessError):
             self.close()
             # The worker died; log from this process instead, so the run is still tracked.
@@ -69,6 +70,8 @@ def main() -> None:
     result = tracker.log_run(Path(line))
     sys.stdout.write(json.dumps(result.to_json()) + "\n")
     sys.stdout.flush()
+    # Everything is logged and reported; tearing down MLflow's modules only costs time.
+    os._exit(0)
 
 
 if __name__ == "__main__":

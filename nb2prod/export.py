@@ -173,18 +173,20 @@ def _info(plan: Plan, out: Path, name: str, version: int, created_at: str) -> Ve
     )
 
 
-def _compare(plan: Plan, out: Path, name: str, latest: int) -> tuple[str, ...]:
+def _compare(
+    plan: Plan, out: Path, name: str, latest: int, manifest: dict[str, Any]
+) -> tuple[str, ...]:
     """Files that differ between the latest version and a fresh render of the notebook."""
     vdir = out / name / f"v{latest}"
-    created_at = str(read_manifest(vdir).get("created_at", ""))
+    created_at = str(manifest.get("created_at", ""))
     fresh = render_version(plan, _info(plan, out, name, latest, created_at))
     on_disk = read_files(vdir)
     return tuple(sorted(p for p in set(fresh) | set(on_disk) if fresh.get(p) != on_disk.get(p)))
 
 
-def _guard_source(plan: Plan, out: Path, name: str, latest: int) -> None:
+def _guard_source(plan: Plan, out: Path, name: str, manifest: dict[str, Any]) -> None:
     """Refuse to add a version to a pipeline exported from a different notebook."""
-    source = read_manifest(out / name / f"v{latest}").get("source")
+    source = manifest.get("source")
     previous = source.get("notebook") if isinstance(source, dict) else None
     mine = _notebook_path(plan.notebook.path, out)
     if previous and previous != mine and (out.resolve().parent / str(previous)).exists():
@@ -205,8 +207,9 @@ def export_plan(plan: Plan, out: str | Path = "pipelines") -> ExportResult:
         existing = versions(pipeline_dir)
         if existing:
             latest = existing[-1]
-            _guard_source(plan, out, name, latest)
-            if not _compare(plan, out, name, latest):
+            manifest = read_manifest(pipeline_dir / f"v{latest}")
+            _guard_source(plan, out, name, manifest)
+            if not _compare(plan, out, name, latest, manifest):
                 return ExportResult(name, latest, pipeline_dir / f"v{latest}", False, plan)
         version = (existing[-1] if existing else 0) + 1
         while True:
@@ -279,7 +282,7 @@ def check_notebook(
     if not existing:
         return CheckResult(name, None, False, (), None)
     latest = existing[-1]
-    changed = _compare(plan, out, name, latest)
+    changed = _compare(plan, out, name, latest, read_manifest(out / name / f"v{latest}"))
     return CheckResult(name, latest, not changed, changed, out / name / f"v{latest}")
 
 

@@ -525,7 +525,9 @@ class _Planner:
                     if e.kind == "define":
                         self.set(e.name, self.define_def(plan.index, si, ei, e))
                 continue
-            h = Hoist(stmt.source, plan.index, (plan.index, si, 0), False, stmt.binds)
+            h = Hoist(
+                stmt.source, plan.index, (plan.index, si, 0), False, stmt.binds, needs=stmt.needs
+            )
             if stmt.binds:
                 for name in stmt.binds:
                     self.set(name, _Def("hoist", plan.index, hoist=h, needs=stmt.needs))
@@ -555,7 +557,7 @@ class _Planner:
                     step.hoisted.setdefault(h.code, h)
         for h in self.setup_effects:
             if h.cell < first:
-                self.hoist(step, h, _needs_of_effect(h), first)
+                self.hoist(step, h, h.needs, first)
 
     def replay_step(self, step: StepPlan, plan: CellPlan, a: CellAnalysis) -> None:
         cell = plan.index
@@ -885,11 +887,6 @@ def _single_node(stmt: Statement) -> ast.stmt | None:
     except SyntaxError:
         return None
     return tree.body[0] if len(tree.body) == 1 else None
-
-
-def _needs_of_effect(h: Hoist) -> frozenset[str]:
-    a = analyse_cell(h.code)
-    return frozenset().union(*(s.needs for s in a.statements)) if a.statements else frozenset()
 
 
 def build_plan(nb: Notebook, name: str | None = None) -> Plan:

@@ -44,3 +44,13 @@ def log_metric(name: str, value: Any) -> None:
     from .runtime import log_metric as _log_metric
 
     _log_metric(name, value)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Where jupyter_server finds the REST API (enabled by jupyter-config/server-config)."""
+    return [{"module": "nb2prod.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the wheel."""
+    return [{"src": "labextension", "dest": "nb2prod"}]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from .overrides import effective_params
 from .pipeline import PipelineSpec, StepSpec, load_pipeline
 
 RUN_DIR_PARAM = "nb2prod_run_dir"
+RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")
 STATES_DONE = ("succeeded", "cached", "failed", "skipped", "interrupted")
 Observer = Callable[[str, str, dict[str, Any]], None]  # (event, step, step record)
 
@@ -179,8 +181,13 @@ def run_pipeline(
     observer: Observer | None = None,
     jobs: int | None = None,
     handle_signals: bool = False,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``). See module docs."""
+    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``). See module docs.
+
+    ``run_id`` lets a caller that must answer before the run starts (the server) choose the id;
+    it must look like one :func:`new_run_id` makes and not be taken yet.
+    """
     spec = load_pipeline(Path(path))
     effective, overrides = effective_params(spec.defaults, files, assignments, params)
     names = [s.name for s in spec.steps]
@@ -196,12 +203,22 @@ def run_pipeline(
     root = runs_root()
     runs_dir = root / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    while True:
-        run_id = new_run_id()
+    if run_id is not None:
+        if not RUN_ID_RE.fullmatch(run_id):
+            raise Nb2prodError(f"run id `{run_id}` is not valid. Fix: omit it to get a new one.")
         run_dir = runs_dir / run_id
         try:
             run_dir.mkdir()
-            break
+        except FileExistsError:
+            raise Nb2prodError(
+                f"run id `{run_id}` is taken. Fix: omit it to get a new one."
+            ) from None
+    while run_id is None:
+        candidate = new_run_id()
+        run_dir = runs_dir / candidate
+        try:
+            run_dir.mkdir()
+            run_id = candidate
         except FileExistsError:  # another run started in the same second with the same token
             continue
     (run_dir / "config.yaml").write_text(

@@ -2,20 +2,27 @@
 
 Starting a kernel and importing pandas or scikit-learn costs more than many steps' own work.
 The runner starts each step's kernel ahead of its turn and runs the step's import cell in it, so
-when the step's inputs are ready only its own code is left to run. Every step still gets a
-kernel of its own: nothing is shared between steps but the files in the run folder.
+when the step's inputs are ready only its own code is left to run. Kernels are forked from a
+:class:`Zygote` that has done the imports once (see :mod:`nb2prod.kernel_zygote`). Every step
+still gets a kernel process of its own: nothing is shared between steps but the files in the
+run folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.utils import run_sync
+
+from .kernel_zygote import Zygote
 
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]  # no history database in the home folder
 
@@ -28,13 +35,75 @@ class KernelDied(Exception):
     pass
 
 
+class _ForkedProcess:
+    """What jupyter_client's LocalProvisioner needs of a Popen, for a kernel the zygote forked
+    (the zygote is its parent, so liveness is read from /proc rather than waited for)."""
+
+    stdin = stdout = stderr = None
+    returncode: int | None = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                with open(f"/proc/{self.pid}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+                if state in (b"Z", b"X"):
+                    self.returncode = -1
+            except (OSError, IndexError):
+                self.returncode = -1
+        return self.returncode
+
+    def wait(self) -> int | None:
+        return self.poll()
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class ForkProvisioner(LocalProvisioner):
+    """Launches the kernel by forking the zygote instead of starting a new Python."""
+
+    zygote: Zygote | None = None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        zygote = self.zygote
+        at = next((i for i, a in enumerate(cmd) if a == "ipykernel_launcher"), -1)
+        if zygote is None or at < 1 or cmd[at - 1] != "-m":  # not a plain ipykernel: as usual
+            return await super().launch_kernel(cmd, **kwargs)
+        env = dict(kwargs.get("env") or os.environ)
+        cwd = str(kwargs.get("cwd") or os.getcwd())
+        pid = zygote.spawn(cmd[at + 1 :], env, cwd)
+        self.process = _ForkedProcess(pid)  # type: ignore[assignment]
+        self.pid = self.pgid = pid  # the child calls setsid() first thing
+        self.cwd = cwd
+        return self.connection_info
+
+
 class StepKernel:
-    def __init__(self, kernel_name: str, cwd: Path) -> None:
+    def __init__(self, kernel_name: str, cwd: Path, zygote: Zygote | None = None) -> None:
         # The async manager, as nbclient expects: with a blocking one, a kernel that dies
         # mid-cell leaves nbclient waiting forever on a message that never comes.
         from jupyter_client.manager import AsyncKernelManager
 
         self.km = AsyncKernelManager(kernel_name=kernel_name)
+        if zygote is not None:
+            import uuid
+
+            self.km.kernel_id = str(uuid.uuid4())
+            provisioner = ForkProvisioner(
+                kernel_id=self.km.kernel_id, kernel_spec=self.km.kernel_spec, parent=self.km
+            )
+            provisioner.zygote = zygote
+            self.km.provisioner = provisioner
         self.cwd = cwd
         self.ready = threading.Event()
         self._lock = threading.Lock()

@@ -40,6 +40,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def fork_kernels() -> bool:
+    """Fork step kernels from a zygote (the default); NB2PROD_FORK_KERNELS=0 starts each one
+    as a new Python, as jupyter_client does, for libraries that cannot stand a fork."""
+    return os.environ.get("NB2PROD_FORK_KERNELS", "1") not in ("0", "false", "no") and hasattr(
+        os, "fork"
+    )
+
+
 def new_run_id() -> str:
     """Sortable by start time (to the millisecond), unique by its random tail."""
     now = datetime.now(timezone.utc)
@@ -117,6 +125,19 @@ def _warm_code(module: Path) -> str:
     return str(code[0].source) if code else ""
 
 
+def _import_code(module: Path) -> str:
+    """The module's top-level import statements, read without jupytext (whose import alone
+    takes longer than the zygote needs to start): enough to preload its libraries."""
+    import ast
+
+    try:
+        tree = ast.parse(module.read_text("utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return "\n".join(ast.unparse(n) for n in imports)
+
+
 def _error_info(exc: BaseException, notebook: Path) -> dict[str, Any]:
     """Where and why a step failed, in the notebook's own terms."""
     from .kernels import KernelDied, StepTimeout
@@ -166,6 +187,7 @@ class _Plan:
     interrupted: threading.Event = field(default_factory=threading.Event)
     track: bool = True
     tracker: Any = None
+    zygote: Any = None  # nb2prod.kernels.Zygote, when kernels are forked
 
 
 def run_pipeline(
@@ -299,6 +321,8 @@ def run_pipeline(
     finally:
         for kernel in list(plan.kernels.values()):
             kernel.shutdown()
+        if plan.zygote is not None:
+            plan.zygote.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     states = {n: record.step(n)["state"] for n in names}
@@ -342,18 +366,29 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
     codes = {s.name: normalized_code(s.module) for s in spec.steps if s.name in needed}
     predicted = _predict_cache_hits(plan, codes)
     to_run = [s for s in spec.steps if s.name in needed and s.name not in predicted]
+    warmers = min(jobs, len(to_run))
+    if to_run and fork_kernels():
+        from .kernel_zygote import Zygote
+
+        # First, as its imports are on the critical path; each library is imported once there.
+        plan.zygote = Zygote(preload=[_import_code(s.module) for s in to_run])
+        # Forked kernels start in a fraction of a second with their imports done, so all of
+        # them can warm at once and independent steps really start side by side.
+        warmers = len(to_run)
     if plan.track:
         from .codegen import MODEL_ROLES
         from .tracking_worker import TrackingWorker
 
         # MLflow imports in its own process while the steps run; the model-logging machinery
         # only when a step that can make a model will actually run.
-        plan.tracker = TrackingWorker(models=any(s.role in MODEL_ROLES for s in to_run))
+        plan.tracker = TrackingWorker(
+            models=any(s.role in MODEL_ROLES for s in to_run), background=bool(to_run)
+        )
     if to_run:
         from .kernels import StepKernel
 
         for s in to_run:
-            plan.kernels[s.name] = StepKernel("python3", plan.cwd)
+            plan.kernels[s.name] = StepKernel("python3", plan.cwd, plan.zygote)
 
     def preload() -> None:  # the first step should not wait for these imports
         import jupytext  # noqa: F401
@@ -363,8 +398,8 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         threading.Thread(target=preload, daemon=True).start()
     run_slots = threading.Semaphore(jobs)
 
-    # Kernels warm in run order, as many at once as there are cores: warming them all at once
-    # would make the first step wait for every kernel's imports.
+    # Kernels warm in run order. Without forking, as many at once as there are cores: warming
+    # them all at once would make the first step wait for every kernel's imports.
     queue = list(to_run)
     queue_lock = threading.Lock()
 
@@ -382,7 +417,7 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
                 kernel.ready.set()  # never leave the step waiting, whatever happened
 
     plan.done = {s.name: threading.Event() for s in spec.steps}
-    threads = [threading.Thread(target=warmer, daemon=True) for _ in range(min(jobs, len(to_run)))]
+    threads = [threading.Thread(target=warmer, daemon=True) for _ in range(warmers)]
     for s in spec.steps:
         if s.name not in needed:
             plan.done[s.name].set()

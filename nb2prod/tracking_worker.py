@@ -20,7 +20,10 @@ WORKER_NICENESS = 10  # kernels running steps come first; MLflow's import fills 
 
 
 class TrackingWorker:
-    def __init__(self, models: bool = True) -> None:
+    def __init__(self, models: bool = True, background: bool = True) -> None:
+        """``background``: steps will run meanwhile, so let their kernels come first. When every
+        step comes from the cache, tracking is the whole run and keeps normal priority."""
+
         def lower_priority() -> None:
             with contextlib.suppress(OSError):
                 os.nice(WORKER_NICENESS)
@@ -30,7 +33,7 @@ class TrackingWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=lower_priority if os.name == "posix" else None,  # noqa: PLW1509
+            preexec_fn=lower_priority if background and os.name == "posix" else None,  # noqa: PLW1509
         )
 
     def log_run(self, run_dir: Path) -> Any:

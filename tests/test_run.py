@@ -20,7 +20,8 @@ NO_TRACK = {"NB2PROD_TEST": "1"}
 
 
 def our_kernels() -> set[int]:
-    """PIDs of kernels started by nb2prod (they carry its in-memory history flag)."""
+    """PIDs of kernels started by nb2prod: those it launches carry its in-memory history flag,
+    and those it forks (and the zygote they fork from) the zygote's command line."""
     pids = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -29,7 +30,7 @@ def our_kernels() -> set[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if (
+        if b"nb2prod.kernel_zygote" in cmd or (
             b"ipykernel_launcher" in b" ".join(cmd)
             and b"--HistoryManager.hist_file=:memory:" in cmd
         ):

@@ -62,6 +62,15 @@ def read_notebook(path: str | Path) -> Notebook:
             f"{what} at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
             "restore it from version control or re-save it from Jupyter.",
         ) from None
+    return notebook_from_json(raw, path)
+
+
+def notebook_from_json(raw: object, path: str | Path) -> Notebook:
+    """Validate a notebook already parsed from JSON (e.g. the unsaved one a UI sends).
+
+    ``path`` names the notebook in messages and in the plan; nothing is read from it.
+    """
+    path = Path(path)
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise _fail(path, "is JSON but not a Jupyter notebook.", "pass an .ipynb file.")
     major = raw.get("nbformat")
@@ -72,9 +81,13 @@ def read_notebook(path: str | Path) -> Notebook:
             f"convert it: jupyter nbconvert --to notebook --nbformat 4 {path}",
         )
     import nbformat  # heavy: only here, never at CLI start-up
+    from nbformat.v4 import to_notebook_json
 
     try:
-        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)  # also joins list sources
+        try:  # what nbformat.reads does after parsing: copy, join list sources, drop transients
+            nb = to_notebook_json(raw)
+        except (AttributeError, TypeError) as exc:
+            raise nbformat.ValidationError(f"missing or malformed key ({exc})") from None
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         where = "/".join(str(p) for p in exc.path) if getattr(exc, "path", None) else "notebook"

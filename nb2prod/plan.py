@@ -25,7 +25,7 @@ from .analysis import (
 )
 from .errors import CellRef, Problem
 from .grammar import ParsedTag, TagError, load_grammar, make_safe_name, parse_tag
-from .notebook import Cell, Notebook, read_notebook
+from .notebook import Cell, Notebook, notebook_from_json, read_notebook
 from .params import RESERVED_NAMES, Parameter, parse_parameters
 
 SCHEMA_VERSION = 1
@@ -185,19 +185,21 @@ class Plan:
             },
             "cells": [c.to_json(self.notebook.cells[c.index].source) for c in self.cells],
             "unassigned": self.unassigned,
-            "problems": [
-                {
-                    "code": p.code,
-                    "severity": p.severity,
-                    "message": p.message,
-                    "fix": p.fix,
-                    "cell": None if p.cell is None else {"index": p.cell.index, "id": p.cell.id},
-                    "variable": p.variable,
-                    "text": p.render(str(self.notebook.path)),
-                }
-                for p in self.problems
-            ],
+            "problems": [problem_json(p, str(self.notebook.path)) for p in self.problems],
         }
+
+
+def problem_json(p: Problem, notebook: str) -> dict[str, Any]:
+    """One entry of ``problems`` in the plan JSON (docs/inspect-json.md)."""
+    return {
+        "code": p.code,
+        "severity": p.severity,
+        "message": p.message,
+        "fix": p.fix,
+        "cell": None if p.cell is None else {"index": p.cell.index, "id": p.cell.id},
+        "variable": p.variable,
+        "text": p.render(notebook),
+    }
 
 
 @dataclass(frozen=True)
@@ -923,4 +925,17 @@ def inspect_notebook(path: str | Path, name: str | None = None) -> Plan:
     return build_plan(read_notebook(path), name)
 
 
-__all__ = ["Cell", "Plan", "StepPlan", "build_plan", "inspect_notebook"]
+def inspect_notebook_json(raw: object, path: str | Path, name: str | None = None) -> Plan:
+    """Plan a notebook given as parsed JSON (unsaved editor content); ``path`` only names it."""
+    return build_plan(notebook_from_json(raw, path), name)
+
+
+__all__ = [
+    "Cell",
+    "Plan",
+    "StepPlan",
+    "build_plan",
+    "inspect_notebook",
+    "inspect_notebook_json",
+    "problem_json",
+]

@@ -12,10 +12,29 @@ from typing import Any
 
 import pytest
 
+# pytest-jupyter's fixtures (jp_fetch, jp_serverapp, ...) for the server extension's tests.
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 CellSpec = tuple[str, Sequence[str]] | str  # (source, tags) or just source
+
+# A pipeline that runs in a few seconds: no heavy imports; `delay` makes training slow on demand.
+TINY_CELLS: list[CellSpec] = [
+    ("import time", ["setup"]),
+    (
+        "n = 3  # how many numbers\n"
+        "factor = 2.0  # scale of the total\n"
+        "delay = 0.0  # seconds the training step sleeps\n"
+        "flags = [1, 2]  # extra items\n"
+        'label = "x"',
+        ["parameters"],
+    ),
+    ("data = list(range(n))", ["preprocessing"]),
+    ("time.sleep(delay)\ntotal = sum(data) * factor", ["training"]),
+    ("score = float(total)\ncount = len(data) + len(flags)", ["evaluation", "metrics"]),
+]
 
 
 def notebook_json(cells: Sequence[CellSpec], **metadata: Any) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""What a UI shows of exported pipelines: their versions, steps and parameter forms.
+
+Shared by the server extension (``GET /nb2prod/pipelines``) and the ipywidgets panel, so both
+build their run forms from the same description of a version's ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Nb2prodError
+from .export import read_manifest, read_version_yaml, versions
+from .params import type_name
+
+CONFIG = "config.yaml"
+
+
+def value_type(value: Any) -> str:
+    """ "int", "float", "str", "bool", "null", "list" or "dict" (a hand-edited oddity: "str")."""
+    try:
+        return type_name(value)
+    except KeyError:
+        return "str"
+
+
+def config_help(text: str) -> dict[str, str]:
+    """Help texts of ``config.yaml``: the comment line nb2prod writes right above each key."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    lines = text.splitlines()
+    out: dict[str, str] = {}
+    for key, _ in node.value:
+        line = key.start_mark.line  # 0-based
+        above = lines[line - 1] if 0 < line <= len(lines) else ""
+        if isinstance(key, yaml.ScalarNode) and above.startswith("# "):
+            out[str(key.value)] = above[2:].strip()
+    return out
+
+
+def parameters(version_dir: Path) -> list[dict[str, Any]]:
+    """``[{"name", "value", "type", "help"}]`` in the notebook's order, from config.yaml."""
+    manifest = read_manifest(version_dir)
+    config = read_version_yaml(version_dir, CONFIG)
+    try:
+        helps = config_help((version_dir / CONFIG).read_text("utf-8"))
+    except OSError:
+        helps = {}
+    listed = manifest.get("parameters")
+    order = [str(p) for p in listed] if isinstance(listed, list) else []
+    order += [str(k) for k in config if str(k) not in order]
+    return [
+        {
+            "name": name,
+            "value": config.get(name),
+            "type": value_type(config.get(name)),
+            "help": helps.get(name, ""),
+        }
+        for name in order
+        if name in config
+    ]
+
+
+def _posix(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
+    """One version as the run form needs it; paths relative to ``root``."""
+    version = int(version_dir.name[1:])
+    try:
+        manifest = read_manifest(version_dir)
+        source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+        steps = manifest.get("steps") if isinstance(manifest.get("steps"), list) else []
+        assert isinstance(source, dict) and isinstance(steps, list)
+        return {
+            "version": version,
+            "path": _posix(version_dir, root),
+            "created_at": str(manifest.get("created_at", "")),
+            "notebook": str(source.get("notebook", "")),
+            "steps": [
+                {
+                    "name": str(s.get("name")),
+                    "role": str(s.get("role")),
+                    "depends_on": [str(d) for d in s.get("depends_on") or []],
+                }
+                for s in steps
+                if isinstance(s, dict)
+            ],
+            "parameters": parameters(version_dir),
+        }
+    except Nb2prodError as exc:  # one damaged version must not hide the others
+        return {"version": version, "path": _posix(version_dir, root), "error": exc.message}
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` really lies in ``root``, symbolic links followed."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def describe_pipeline(pipeline_dir: Path, root: Path) -> dict[str, Any]:
+    """A pipeline folder and its versions (those that link outside ``root`` are left out)."""
+    found = [v for v in versions(pipeline_dir) if _inside(pipeline_dir / f"v{v}", root)]
+    return {
+        "name": pipeline_dir.name,
+        "path": _posix(pipeline_dir, root),
+        "latest": found[-1] if found else None,
+        "versions": [describe_version(pipeline_dir / f"v{v}", root) for v in found],
+    }
+
+
+def list_pipelines(out: Path, root: Path) -> list[dict[str, Any]]:
+    """Every pipeline under ``out`` (e.g. ``<root>/pipelines``) with a version inside ``root``."""
+    if not out.is_dir() or not _inside(out, root):
+        return []
+    found = [
+        describe_pipeline(d, root)
+        for d in sorted(out.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and _inside(d, root)
+    ]
+    return [p for p in found if p["versions"]]
+
+
+__all__ = ["config_help", "describe_pipeline", "describe_version", "list_pipelines", "parameters"]

@@ -104,11 +104,17 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     return read_version_yaml(version_dir, MANIFEST)
 
 
+def _tool_litter(rel: Path) -> bool:
+    """Files that editors and Python leave in a version folder (JupyterLab writes
+    ``.ipynb_checkpoints/`` when a user opens README.md there); never part of a version."""
+    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+
+
 def read_files(version_dir: Path) -> dict[str, bytes]:
     return {
-        p.relative_to(version_dir).as_posix(): p.read_bytes()
+        rel.as_posix(): p.read_bytes()
         for p in sorted(version_dir.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not _tool_litter(rel := p.relative_to(version_dir))
     }
 
 

@@ -70,6 +70,19 @@ def test_reexport_unchanged_creates_nothing(tmp_path: Path) -> None:
     assert tree(tmp_path / "p") == before
 
 
+def test_editor_litter_in_a_version_does_not_make_a_new_version(tmp_path: Path) -> None:
+    """Opening README.md in JupyterLab writes .ipynb_checkpoints/ into the version folder."""
+    nb = write_notebook(tmp_path / "nb.ipynb", BASIC)
+    v1 = export_notebook(nb, out=tmp_path / "p").path
+    (v1 / ".ipynb_checkpoints").mkdir()
+    (v1 / ".ipynb_checkpoints" / "README-checkpoint.md").write_text("old copy")
+    (v1 / "steps" / "__pycache__").mkdir()
+    (v1 / "steps" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    again = export_notebook(nb, out=tmp_path / "p")
+    assert not again.created and again.version == 1
+    assert check_notebook(nb, out=tmp_path / "p").up_to_date
+
+
 def test_outputs_markdown_and_execution_counts_do_not_make_a_new_version(tmp_path: Path) -> None:
     nb = write_notebook(tmp_path / "nb.ipynb", [*BASIC, "#md # Notes"])
     export_notebook(nb, out=tmp_path / "p")

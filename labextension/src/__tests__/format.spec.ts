@@ -1,0 +1,44 @@
+import {
+  cellRanges,
+  formatDuration,
+  formatMetric,
+  formatValue
+} from '../format';
+
+describe('cellRanges', () => {
+  it('counts from 1 and joins runs', () => {
+    expect(cellRanges([3])).toBe('cell 4');
+    expect(cellRanges([3, 4, 5, 6])).toBe('cells 4–7');
+    expect(cellRanges([4, 8])).toBe('cells 5, 9');
+    expect(cellRanges([8, 4, 4])).toBe('cells 5, 9');
+    expect(cellRanges([])).toBe('no cells');
+  });
+
+  it('bridges gaps the caller allows', () => {
+    expect(cellRanges([4, 6], () => true)).toBe('cells 5–7');
+    expect(cellRanges([4, 6], () => false)).toBe('cells 5, 7');
+  });
+});
+
+describe('formatting', () => {
+  it('formats durations', () => {
+    expect(formatDuration(0.494)).toBe('0.5s');
+    expect(formatDuration(75)).toBe('1m 15s');
+    expect(formatDuration(null)).toBe('');
+  });
+
+  it('formats metrics as the CLI does', () => {
+    expect(formatMetric(0.986013986013986)).toBe('0.986014');
+    expect(formatMetric(3)).toBe('3');
+  });
+
+  it('formats values as Python literals', () => {
+    expect(formatValue(1, 'float')).toBe('1.0');
+    expect(formatValue(42, 'int')).toBe('42');
+    expect(formatValue(true)).toBe('True');
+    expect(formatValue(null)).toBe('None');
+    expect(formatValue('rbf')).toBe('"rbf"');
+    expect(formatValue([1, 2])).toBe('[1, 2]');
+    expect(formatValue({ a: [1, 'x'] })).toBe('{"a": [1, "x"]}');
+  });
+});

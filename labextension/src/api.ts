@@ -1,0 +1,262 @@
+/**
+ * The nb2prod REST API under `/nb2prod/`, typed.
+ *
+ * The shapes follow `nb2prod inspect --json` (docs/inspect-json.md) and the run record
+ * `run.json` (docs/running.md).
+ */
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI } from './request';
+
+/**
+ * A parameter of the plan.
+ */
+export interface IParameter {
+  name: string;
+  value: unknown;
+  type: string;
+  help: string;
+  cell?: number;
+  used_by?: string[];
+}
+
+/**
+ * A step of the plan.
+ */
+export interface IStep {
+  name: string;
+  role: string;
+  module: string;
+  cells: number[];
+  inputs: { name: string; from: string }[];
+  outputs: string[];
+  parameters: string[];
+  metrics: string[];
+  depends_on: string[];
+}
+
+/**
+ * A cell of the plan.
+ */
+export interface IPlanCell {
+  index: number;
+  id: string | null;
+  type: string;
+  tags: string[];
+  role: string;
+  step: string | null;
+  metrics: boolean;
+  summary: string;
+}
+
+/**
+ * A problem of the plan.
+ */
+export interface IProblem {
+  code: string;
+  severity: 'error' | 'warning';
+  message: string;
+  fix: string;
+  cell: { index: number; id: string | null } | null;
+  variable: string | null;
+  text: string;
+}
+
+/**
+ * The plan of a notebook: `nb2prod inspect --json`.
+ */
+export interface IPlan {
+  schema_version: number;
+  notebook: string;
+  name: string;
+  parameters: IParameter[];
+  steps: IStep[];
+  dag: { order: string[]; edges: [string, string][] };
+  cells: IPlanCell[];
+  unassigned: number[];
+  problems: IProblem[];
+}
+
+/**
+ * The answer of `POST export`.
+ */
+export interface IExportResult {
+  name: string;
+  version: number;
+  path: string;
+  created: boolean;
+  pipeline_yaml: string;
+  readme: string;
+  warnings: (IProblem | string)[];
+}
+
+/**
+ * One version of an exported pipeline, as `GET pipelines` lists it.
+ */
+export interface IPipelineVersion {
+  version: number;
+  path: string;
+  created_at: string;
+  notebook: string;
+  steps: { name: string; role: string; depends_on: string[] }[];
+  parameters: IParameter[];
+}
+
+/**
+ * An exported pipeline, as `GET pipelines` lists it.
+ */
+export interface IPipeline {
+  name: string;
+  path: string;
+  latest: number;
+  versions: IPipelineVersion[];
+}
+
+/**
+ * A step failure in a run record.
+ */
+export interface IStepError {
+  cell: string | null;
+  ename: string;
+  evalue: string;
+  message: string;
+}
+
+/**
+ * A step in a run record.
+ */
+export interface IRunStep {
+  role?: string;
+  state:
+    | 'queued'
+    | 'running'
+    | 'cached'
+    | 'succeeded'
+    | 'failed'
+    | 'skipped'
+    | 'interrupted';
+  duration: number | null;
+  error: IStepError | null;
+  notebook: string | null;
+  /**
+   * The executed notebook, relative to the server's root (under the hidden run folder).
+   */
+  notebook_path?: string | null;
+  metrics: { [name: string]: number };
+  cached_from?: string | null;
+}
+
+/**
+ * A run record: `run.json`.
+ */
+export interface IRun {
+  id: string;
+  pipeline: string;
+  version: number;
+  version_dir?: string;
+  notebook?: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted';
+  duration?: number | null;
+  params?: { [name: string]: unknown };
+  steps: { [name: string]: IRunStep };
+  metrics: { [name: string]: number };
+  tracking?: {
+    ok?: boolean;
+    uri?: string;
+    experiment?: string;
+    experiment_id?: string;
+    run_id?: string;
+    error?: string | null;
+  } | null;
+  /**
+   * The run folder, relative to the server's root.
+   */
+  dir?: string;
+  /**
+   * The run's process still runs (it may still be logging to MLflow after `status` ends).
+   */
+  active?: boolean;
+}
+
+/**
+ * Whether a run's status is final.
+ */
+export function hasEnded(run: IRun): boolean {
+  return !(run.status === 'queued' || run.status === 'running');
+}
+
+/**
+ * Whether a run is over: its status is final and its process (MLflow logging included) done.
+ */
+export function isFinished(run: IRun): boolean {
+  return hasEnded(run) && run.active !== true;
+}
+
+/**
+ * The client of the server extension.
+ */
+export class Nb2prodAPI {
+  constructor(serverSettings: ServerConnection.ISettings) {
+    this._settings = serverSettings;
+  }
+
+  /**
+   * The plan of a notebook; with `content`, of that (unsaved) notebook JSON.
+   */
+  inspect(path: string, content?: unknown): Promise<IPlan> {
+    if (content === undefined) {
+      return requestAPI<IPlan>(
+        `inspect?path=${encodeURIComponent(path)}`,
+        this._settings
+      );
+    }
+    return requestAPI<IPlan>('inspect', this._settings, {
+      method: 'POST',
+      body: JSON.stringify({ path, content })
+    });
+  }
+
+  /**
+   * Export a (saved) notebook.
+   */
+  export(path: string, name?: string): Promise<IExportResult> {
+    return requestAPI<IExportResult>('export', this._settings, {
+      method: 'POST',
+      body: JSON.stringify(name ? { path, name } : { path })
+    });
+  }
+
+  /**
+   * Every exported pipeline and its versions.
+   */
+  async pipelines(): Promise<IPipeline[]> {
+    const answer = await requestAPI<{ pipelines: IPipeline[] }>(
+      'pipelines',
+      this._settings
+    );
+    return answer.pipelines ?? [];
+  }
+
+  /**
+   * Start a run of `pipeline` (`pipelines/<name>/vN`) with parameter overrides.
+   */
+  async startRun(
+    pipeline: string,
+    params: { [name: string]: unknown }
+  ): Promise<string> {
+    const answer = await requestAPI<{ id: string }>('runs', this._settings, {
+      method: 'POST',
+      body: JSON.stringify({ pipeline, params })
+    });
+    return answer.id;
+  }
+
+  /**
+   * The record of a run.
+   */
+  run(id: string): Promise<IRun> {
+    return requestAPI<IRun>(`runs/${encodeURIComponent(id)}`, this._settings);
+  }
+
+  private _settings: ServerConnection.ISettings;
+}

@@ -1,0 +1,321 @@
+/**
+ * nb2prod's JupyterLab (and Notebook 7) extension.
+ *
+ * - a role dropdown in each code cell's toolbar, and role markers on the cells;
+ * - the Pipeline panel in the left sidebar;
+ * - the commands Export to Pipeline and Run Pipeline, in the notebook toolbar, the File menu
+ *   (both declared in schema/plugin.json) and the command palette.
+ *
+ * It talks only to the nb2prod server extension (`/nb2prod/...`), never to the kernel.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, IToolbarWidgetRegistry } from '@jupyterlab/apputils';
+import { Cell } from '@jupyterlab/cells';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Menu } from '@lumino/widgets';
+
+// These modules are needed as soon as the plugin activates: the markers, the cell toolbar
+// factory and the panel are all registered at once.
+/* eslint-disable jupyter/prefer-lazy-imports */
+import { Nb2prodAPI } from './api';
+import { goToCell } from './goto';
+import { IRoleChoice, roleOptions, roleTitle } from './grammar';
+import { pipelineIcon } from './icons';
+import { CellMarkers } from './markers';
+import { PipelineModel } from './model';
+import { PipelinePanel } from './panel';
+import { RoleControlWidget, setCellRole, undoable } from './rolecontrol';
+import { RunNotebookDrive, runNotebookPath } from './rundrive';
+/* eslint-enable jupyter/prefer-lazy-imports */
+
+/**
+ * A command without arguments.
+ */
+const NO_ARGS = { args: { type: 'object' as const, properties: {} } };
+
+/**
+ * The command ids.
+ */
+export namespace CommandIDs {
+  export const exportPipeline = 'nb2prod:export';
+  export const runPipeline = 'nb2prod:run';
+  export const showPanel = 'nb2prod:show-panel';
+  export const refresh = 'nb2prod:refresh';
+  export const setRole = 'nb2prod:set-role';
+  export const tagReference = 'nb2prod:tag-reference';
+}
+
+const PALETTE_CATEGORY = 'Pipeline';
+
+/**
+ * The plugin.
+ */
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'nb2prod:plugin',
+  description:
+    'Tag cells with pipeline roles, see the pipeline, export it and run it.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [IToolbarWidgetRegistry, ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    toolbarRegistry: IToolbarWidgetRegistry | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const { commands, shell } = app;
+    const api = new Nb2prodAPI(app.serviceManager.serverSettings);
+    const model = new PipelineModel(api, tracker);
+
+    // Role markers on every notebook's cells.
+    const markNotebook = (panel: NotebookPanel) => new CellMarkers(panel);
+    tracker.forEach(markNotebook);
+    tracker.widgetAdded.connect((sender, panel) => markNotebook(panel));
+
+    // The role dropdown of the cell toolbar (its place is declared in schema/plugin.json).
+    toolbarRegistry?.addFactory<Cell>(
+      'Cell',
+      'nb2prod-role',
+      cell => new RoleControlWidget(cell)
+    );
+
+    const current = (): NotebookPanel | null => tracker.currentWidget;
+
+    // Executed step notebooks open read-only from their own drive, without a kernel.
+    app.serviceManager.contents.addDrive(
+      new RunNotebookDrive(app.serviceManager.serverSettings)
+    );
+    const openRunNotebook = async (runId: string, step: string) => {
+      const widget = await commands.execute('docmanager:open', {
+        path: runNotebookPath(runId, step),
+        factory: 'Notebook'
+      });
+      if (widget instanceof NotebookPanel) {
+        widget.sessionContext.kernelPreference = {
+          ...widget.sessionContext.kernelPreference,
+          shouldStart: false,
+          canStart: false
+        };
+      }
+    };
+
+    // The Pipeline panel.
+    const showPanel = () => {
+      if (!panelWidget.isAttached) {
+        shell.add(panelWidget, 'left', { rank: 650 });
+      }
+      shell.activateById(panelWidget.id);
+    };
+    const panelWidget = new PipelinePanel(model, {
+      goToCell: ref => {
+        const panel = model.panel;
+        if (panel) {
+          void goToCell(app, panel, ref);
+        }
+      },
+      openRunNotebook: (runId, step) => void openRunNotebook(runId, step),
+      export: () => void commands.execute(CommandIDs.exportPipeline),
+      run: () => void commands.execute(CommandIDs.runPipeline),
+      refresh: () => void model.inspectNow(),
+      showTagReference: () => void commands.execute(CommandIDs.tagReference),
+      label: command =>
+        commands.label(
+          command === 'export'
+            ? CommandIDs.exportPipeline
+            : CommandIDs.runPipeline
+        )
+    });
+    shell.add(panelWidget, 'left', { rank: 650 });
+    restorer?.add(panelWidget, 'nb2prod-pipeline');
+
+    commands.addCommand(CommandIDs.exportPipeline, {
+      label: 'Export to Pipeline…',
+      caption: () =>
+        model.exportBlocker ??
+        'Save the notebook and export it as a new pipeline version',
+      icon: args => (args.toolbar ? pipelineIcon : undefined),
+      isEnabled: () => model.exportBlocker === null,
+      describedBy: NO_ARGS,
+      execute: async () => {
+        const panel = current();
+        if (panel) {
+          const { exportNotebook } = await import('./export');
+          await exportNotebook(app, model, panel);
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.runPipeline, {
+      label: 'Run Pipeline…',
+      caption:
+        'Run an exported version of the pipeline, with parameter overrides',
+      describedBy: NO_ARGS,
+      execute: async () => {
+        const { runPipeline } = await import('./run');
+        await runPipeline(
+          app,
+          model,
+          current()?.context.path ?? null,
+          showPanel
+        );
+      }
+    });
+
+    commands.addCommand(CommandIDs.showPanel, {
+      label: 'Show Pipeline Panel',
+      caption: 'Show the pipeline the current notebook defines',
+      describedBy: NO_ARGS,
+      execute: showPanel
+    });
+
+    commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh Pipeline Outline',
+      caption: 'Inspect the current notebook again',
+      isEnabled: () => current() !== null,
+      describedBy: NO_ARGS,
+      execute: () => model.inspectNow()
+    });
+
+    commands.addCommand(CommandIDs.tagReference, {
+      label: 'Pipeline Tag Reference',
+      caption: 'Every pipeline tag and what it does',
+      describedBy: NO_ARGS,
+      execute: async () => {
+        const { showTagReference } = await import('./reference');
+        await showTagReference();
+      }
+    });
+
+    commands.addCommand(CommandIDs.setRole, {
+      label: args => roleCommandLabel(args as any),
+      caption: 'Set the pipeline role of the selected code cells',
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            role: {
+              type: 'string',
+              description: 'A role of nb2prod/grammar.json, or "" for none'
+            },
+            name: { type: 'string', description: 'The step name, if any' },
+            askName: {
+              type: 'boolean',
+              description: 'Ask for the step name'
+            }
+          }
+        }
+      },
+      isEnabled: () => current() !== null,
+      execute: async args => {
+        const panel = current();
+        if (!panel) {
+          return;
+        }
+        const role = (args.role as string) || null;
+        let name = (args.name as string | undefined) ?? null;
+        if (role && args.askName && !name) {
+          const { askName } = await import('./export');
+          name = await askName({
+            title: `${roleTitle(role)} Step`,
+            label: 'Step name',
+            hint: `The cell starts the step ${role}:NAME.`,
+            accept: 'Set',
+            initial: ''
+          });
+          if (!name) {
+            return;
+          }
+        }
+        setSelectedRoles(panel, { role, name });
+      }
+    });
+
+    // Palette entries, one per choice of the dropdown.
+    if (palette) {
+      for (const command of [
+        CommandIDs.exportPipeline,
+        CommandIDs.runPipeline,
+        CommandIDs.showPanel,
+        CommandIDs.refresh,
+        CommandIDs.tagReference
+      ]) {
+        palette.addItem({ command, category: PALETTE_CATEGORY });
+      }
+      for (const option of roleOptions()) {
+        palette.addItem({
+          command: CommandIDs.setRole,
+          args: { role: option.role ?? '', askName: option.askName },
+          category: PALETTE_CATEGORY
+        });
+      }
+    }
+
+    // The same choices in the code cells' context menu.
+    const roleMenu = new Menu({ commands });
+    roleMenu.title.label = 'Pipeline Role';
+    for (const option of roleOptions()) {
+      roleMenu.addItem({
+        command: CommandIDs.setRole,
+        args: { role: option.role ?? '', askName: option.askName, menu: true }
+      });
+    }
+    app.contextMenu.addItem({
+      type: 'submenu',
+      submenu: roleMenu,
+      selector: '.jp-Notebook .jp-CodeCell',
+      rank: 12
+    });
+
+    model.changed.connect(() => {
+      commands.notifyCommandChanged(CommandIDs.exportPipeline);
+      commands.notifyCommandChanged(CommandIDs.refresh);
+    });
+    tracker.currentChanged.connect(() => {
+      commands.notifyCommandChanged(CommandIDs.setRole);
+    });
+  }
+};
+
+/**
+ * The label of the set-role command for its arguments.
+ */
+function roleCommandLabel(args: {
+  role?: string;
+  askName?: boolean;
+  menu?: boolean;
+}): string {
+  const title = args.role ? roleTitle(args.role) : '';
+  if (args.menu) {
+    return args.role ? `${title}${args.askName ? ' (named)…' : ''}` : 'None';
+  }
+  if (!args.role) {
+    return 'Clear Cell Pipeline Role';
+  }
+  return `Set Cell Role: ${title}${args.askName ? ' (named)…' : ''}`;
+}
+
+/**
+ * Set the role of every selected code cell (or the active one) in one undoable edit.
+ */
+function setSelectedRoles(panel: NotebookPanel, choice: IRoleChoice): void {
+  const notebook = panel.content;
+  const cells = notebook.widgets.filter(
+    (cell, i) =>
+      cell.model.type === 'code' &&
+      (notebook.isSelectedOrActive(cell) || i === notebook.activeCellIndex)
+  );
+  const shared = notebook.model?.sharedModel;
+  const apply = () => cells.forEach(cell => setCellRole(cell.model, choice));
+  if (shared) {
+    undoable(shared, apply);
+  } else {
+    apply();
+  }
+}
+
+export default plugin;

@@ -1,0 +1,246 @@
+/**
+ * The state behind the Pipeline panel and the commands: the current notebook, its plan from
+ * the server (refreshed as the notebook changes), and the runs started from it.
+ */
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Debouncer } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IPlan, IProblem, IRun, Nb2prodAPI } from './api';
+
+/**
+ * How long the notebook must stay unchanged before it is inspected again.
+ */
+export const INSPECT_DELAY_MS = 500;
+
+/**
+ * A run started from the Lab, and its last known record.
+ */
+export interface IRunState {
+  id: string;
+  /**
+   * `pipelines/<name>/vN`
+   */
+  pipeline: string;
+  record: IRun | null;
+  /**
+   * Why the run's record could not be read, if it could not.
+   */
+  error: string | null;
+}
+
+/**
+ * The notebook JSON the server needs to inspect it: no outputs (they can be large, and the
+ * plan never depends on them).
+ */
+export function inspectContent(content: any): any {
+  if (!content || !Array.isArray(content.cells)) {
+    return content;
+  }
+  return {
+    ...content,
+    cells: content.cells.map((cell: any) =>
+      cell.cell_type === 'code'
+        ? { ...cell, outputs: [], execution_count: null }
+        : cell
+    )
+  };
+}
+
+/**
+ * The model of the Pipeline panel.
+ */
+export class PipelineModel {
+  constructor(api: Nb2prodAPI, tracker: INotebookTracker) {
+    this.api = api;
+    this._tracker = tracker;
+    this._debouncer = new Debouncer(() => this.inspectNow(), INSPECT_DELAY_MS);
+    tracker.currentChanged.connect(this._onCurrentChanged, this);
+    this._onCurrentChanged();
+  }
+
+  /**
+   * The server API.
+   */
+  readonly api: Nb2prodAPI;
+
+  /**
+   * Emitted whenever anything below changes.
+   */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /**
+   * The notebook the panel shows (the current one of the tracker).
+   */
+  get panel(): NotebookPanel | null {
+    return this._panel;
+  }
+
+  /**
+   * The plan of the notebook, as last inspected.
+   */
+  get plan(): IPlan | null {
+    return this._plan;
+  }
+
+  /**
+   * Why the last inspection failed, if it did.
+   */
+  get error(): string | null {
+    return this._error;
+  }
+
+  /**
+   * Whether an inspection is under way.
+   */
+  get loading(): boolean {
+    return this._loading;
+  }
+
+  /**
+   * The errors (not the warnings) of the plan.
+   */
+  get errors(): IProblem[] {
+    return (this._plan?.problems ?? []).filter(p => p.severity === 'error');
+  }
+
+  /**
+   * Why Export is not possible right now, or `null` when it is.
+   */
+  get exportBlocker(): string | null {
+    if (!this._panel) {
+      return 'Open a notebook to export it.';
+    }
+    const n = this.errors.length;
+    if (n > 0) {
+      const first = this.errors[0];
+      return (
+        `Export is disabled: the notebook has ${n} error${n > 1 ? 's' : ''}. ` +
+        `First: ${first.message} Fix: ${first.fix} (See the Pipeline panel.)`
+      );
+    }
+    return null;
+  }
+
+  /**
+   * The run of the current notebook (the last one started from it), if any.
+   */
+  get run(): IRunState | null {
+    const path = this._panel?.context.path;
+    return path ? (this._runs.get(path) ?? null) : null;
+  }
+
+  /**
+   * The last run started from the notebook at `path`.
+   */
+  runOf(path: string): IRunState | null {
+    return this._runs.get(path) ?? null;
+  }
+
+  /**
+   * Record a run of the notebook at `path`.
+   */
+  setRun(path: string, run: IRunState): void {
+    this._runs.set(path, run);
+    this._changed.emit();
+  }
+
+  /**
+   * Inspect the notebook again after it stays unchanged for {@link INSPECT_DELAY_MS}.
+   */
+  scheduleInspect(): void {
+    void this._debouncer.invoke();
+  }
+
+  /**
+   * Inspect the current notebook now (its unsaved content).
+   */
+  async inspectNow(): Promise<void> {
+    const panel = this._panel;
+    const seq = ++this._seq;
+    if (!panel || !panel.content.model) {
+      return;
+    }
+    this._loading = true;
+    this._changed.emit();
+    try {
+      const plan = await this.api.inspect(
+        panel.context.path,
+        inspectContent(panel.content.model.toJSON())
+      );
+      if (seq === this._seq) {
+        this._plan = plan;
+        this._error = null;
+      }
+    } catch (reason) {
+      if (seq === this._seq) {
+        this._error = reason instanceof Error ? reason.message : String(reason);
+      }
+    } finally {
+      if (seq === this._seq) {
+        this._loading = false;
+        this._changed.emit();
+      }
+    }
+  }
+
+  dispose(): void {
+    this._debouncer.dispose();
+    this._tracker.currentChanged.disconnect(this._onCurrentChanged, this);
+    Signal.clearData(this);
+  }
+
+  private _onCurrentChanged(): void {
+    const panel = this._tracker.currentWidget;
+    if (panel === this._panel) {
+      return;
+    }
+    if (this._panel) {
+      this._panel.context.model.contentChanged.disconnect(
+        this._onContentChanged,
+        this
+      );
+      this._panel.context.pathChanged.disconnect(this._onContentChanged, this);
+    }
+    this._panel = panel;
+    this._plan = null;
+    this._error = null;
+    this._seq++;
+    this._loading = false;
+    this._changed.emit();
+    if (panel) {
+      void panel.context.ready.then(() => {
+        if (this._panel !== panel) {
+          return;
+        }
+        panel.context.model.contentChanged.connect(
+          this._onContentChanged,
+          this
+        );
+        panel.context.pathChanged.connect(this._onContentChanged, this);
+        void this.inspectNow();
+      });
+      panel.disposed.connect(() => {
+        if (this._panel === panel) {
+          this._onCurrentChanged();
+        }
+      });
+    }
+  }
+
+  private _onContentChanged(): void {
+    this.scheduleInspect();
+  }
+
+  private _tracker: INotebookTracker;
+  private _debouncer: Debouncer;
+  private _panel: NotebookPanel | null = null;
+  private _plan: IPlan | null = null;
+  private _error: string | null = null;
+  private _loading = false;
+  private _seq = 0;
+  private _runs = new Map<string, IRunState>();
+  private _changed = new Signal<this, void>(this);
+}

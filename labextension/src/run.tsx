@@ -1,0 +1,458 @@
+/**
+ * Run pipeline: choose an exported version, edit parameter overrides in a form generated from
+ * its config, start the run on the server, and follow it until it ends.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { ReactWidget } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import {
+  IParameter,
+  IPipeline,
+  IPipelineVersion,
+  IRun,
+  isFinished
+} from './api';
+import { formatDuration, formatValue } from './format';
+import { IRunState, PipelineModel } from './model';
+import { fieldKind, initialText, parseField, readForm } from './paramform';
+
+/**
+ * How often a running run's record is read.
+ */
+export const POLL_INTERVAL_MS = 1000;
+
+/**
+ * What the run form gives back.
+ */
+export interface IRunRequest {
+  version: IPipelineVersion;
+  pipeline: IPipeline;
+  overrides: { [name: string]: unknown };
+  errors: { [name: string]: string };
+}
+
+interface IFormState {
+  pipeline: number;
+  version: number;
+  texts: { [name: string]: string };
+}
+
+/**
+ * The run dialog's body: pipeline and version pickers, then one field per parameter.
+ */
+export class RunForm
+  extends ReactWidget
+  implements Dialog.IBodyWidget<IRunRequest>
+{
+  constructor(pipelines: IPipeline[], initial: IFormState) {
+    super();
+    this.addClass('nb2prod-RunForm');
+    this._pipelines = pipelines;
+    this._state = initial;
+  }
+
+  getValue(): IRunRequest {
+    const pipeline = this._pipelines[this._state.pipeline];
+    const version = versionOf(pipeline, this._state.version);
+    const { overrides, errors } = readForm(
+      version.parameters,
+      this._state.texts
+    );
+    return { pipeline, version, overrides, errors };
+  }
+
+  /**
+   * The form's current state (to show it again after a failed submit).
+   */
+  get state(): IFormState {
+    return this._state;
+  }
+
+  render(): JSX.Element {
+    return (
+      <RunFormView
+        pipelines={this._pipelines}
+        initial={this._state}
+        onChange={state => {
+          this._state = state;
+          const { errors } = this.getValue();
+          const accept = this.node
+            .closest('.jp-Dialog-content')
+            ?.querySelector<HTMLButtonElement>('button.jp-mod-accept');
+          if (accept) {
+            accept.disabled = Object.keys(errors).length > 0;
+          }
+        }}
+      />
+    );
+  }
+
+  private _pipelines: IPipeline[];
+  private _state: IFormState;
+}
+
+function versionOf(pipeline: IPipeline, version: number): IPipelineVersion {
+  return (
+    pipeline.versions.find(v => v.version === version) ??
+    pipeline.versions[pipeline.versions.length - 1]
+  );
+}
+
+function RunFormView(props: {
+  pipelines: IPipeline[];
+  initial: IFormState;
+  onChange: (state: IFormState) => void;
+}): JSX.Element {
+  const { pipelines, onChange } = props;
+  const [state, setState] = React.useState<IFormState>(props.initial);
+  const update = (next: IFormState) => {
+    setState(next);
+    onChange(next);
+  };
+  const pipeline = pipelines[state.pipeline];
+  const version = versionOf(pipeline, state.version);
+  const versions = [...pipeline.versions].sort((a, b) => b.version - a.version);
+  return (
+    <div className="nb2prod-RunForm-body">
+      <div className="nb2prod-RunForm-row">
+        <label htmlFor="nb2prod-run-pipeline">Pipeline</label>
+        <select
+          id="nb2prod-run-pipeline"
+          className="jp-mod-styled nb2prod-RunForm-select"
+          value={state.pipeline}
+          onChange={e => {
+            const index = Number(e.target.value);
+            update({
+              pipeline: index,
+              version: pipelines[index].latest,
+              texts: {}
+            });
+          }}
+        >
+          {pipelines.map((p, k) => (
+            <option key={p.name} value={k}>
+              {p.name}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="nb2prod-RunForm-row">
+        <label htmlFor="nb2prod-run-version">Version</label>
+        <select
+          id="nb2prod-run-version"
+          className="jp-mod-styled nb2prod-RunForm-select"
+          value={version.version}
+          onChange={e =>
+            update({ ...state, version: Number(e.target.value), texts: {} })
+          }
+        >
+          {versions.map(v => (
+            <option key={v.version} value={v.version}>
+              v{v.version}
+              {v.version === pipeline.latest ? ' (latest)' : ''}
+              {v.created_at ? ` · ${v.created_at.slice(0, 10)}` : ''}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="nb2prod-RunForm-steps nb2prod-muted">
+        {version.path}: {version.steps.map(s => s.name).join(' → ')}
+      </div>
+      <fieldset className="nb2prod-RunForm-params">
+        <legend>Parameters</legend>
+        {version.parameters.length === 0 && (
+          <p className="nb2prod-muted">This pipeline has no parameters.</p>
+        )}
+        {version.parameters.map(param => (
+          <ParamField
+            key={`${version.path}/${param.name}`}
+            param={param}
+            text={state.texts[param.name] ?? initialText(param)}
+            onText={text =>
+              update({
+                ...state,
+                texts: { ...state.texts, [param.name]: text }
+              })
+            }
+          />
+        ))}
+      </fieldset>
+      <p className="nb2prod-muted">
+        Only the values you change are passed as overrides.
+      </p>
+    </div>
+  );
+}
+
+function ParamField(props: {
+  param: IParameter;
+  text: string;
+  onText: (text: string) => void;
+}): JSX.Element {
+  const { param, text, onText } = props;
+  const kind = fieldKind(param.type);
+  const id = `nb2prod-param-${param.name}`;
+  const parsed = parseField(param, text);
+  const error = parsed.ok ? null : parsed.error;
+  const helpId = `${id}-help`;
+  const common = {
+    id,
+    'aria-describedby': helpId,
+    'aria-invalid': error !== null,
+    'data-param': param.name
+  };
+  let input: JSX.Element;
+  switch (kind) {
+    case 'bool':
+      input = (
+        <input
+          {...common}
+          type="checkbox"
+          checked={text === 'true'}
+          onChange={e => onText(e.target.checked ? 'true' : 'false')}
+        />
+      );
+      break;
+    case 'int':
+    case 'float':
+      input = (
+        <input
+          {...common}
+          className="jp-mod-styled"
+          type="number"
+          step={kind === 'int' ? 1 : 'any'}
+          value={text}
+          onChange={e => onText(e.target.value)}
+        />
+      );
+      break;
+    case 'str':
+      input = (
+        <input
+          {...common}
+          className="jp-mod-styled"
+          type="text"
+          value={text}
+          spellCheck={false}
+          onChange={e => onText(e.target.value)}
+        />
+      );
+      break;
+    default:
+      input = (
+        <textarea
+          {...common}
+          className="jp-mod-styled nb2prod-RunForm-json"
+          rows={2}
+          value={text}
+          spellCheck={false}
+          onChange={e => onText(e.target.value)}
+          onKeyDown={e => {
+            // Enter adds a line here; it must not submit the dialog.
+            if (e.key === 'Enter') {
+              e.stopPropagation();
+            }
+          }}
+        />
+      );
+  }
+  return (
+    <div
+      className={`nb2prod-RunForm-param${error ? ' nb2prod-mod-invalid' : ''}`}
+    >
+      <label htmlFor={id}>
+        <code>{param.name}</code>{' '}
+        <span className="nb2prod-muted">
+          {param.type} · default {formatValue(param.value, param.type)}
+        </span>
+      </label>
+      {input}
+      <div
+        id={helpId}
+        className="nb2prod-RunForm-help"
+        role={error ? 'alert' : undefined}
+      >
+        {error ?? param.help}
+      </div>
+    </div>
+  );
+}
+
+/**
+ * The pipeline to preselect: the one exported from `notebook`, else the first.
+ */
+export function preferredPipeline(
+  pipelines: IPipeline[],
+  notebook: string | null,
+  name: string | null
+): number {
+  const byNotebook = pipelines.findIndex(p =>
+    p.versions.some(v => notebook !== null && v.notebook === notebook)
+  );
+  if (byNotebook >= 0) {
+    return byNotebook;
+  }
+  const byName = pipelines.findIndex(p => p.name === name);
+  return byName >= 0 ? byName : 0;
+}
+
+/**
+ * One line about a run, for notifications.
+ */
+export function runSummary(run: IRun): string {
+  const name = `${run.pipeline} v${run.version}`;
+  if (!isFinished(run)) {
+    return `Running ${name}…`;
+  }
+  const failed = Object.entries(run.steps).find(
+    ([, s]) => s.state === 'failed'
+  );
+  const took = run.duration ? ` in ${formatDuration(run.duration)}` : '';
+  if (run.status === 'failed' && failed) {
+    return `${name} failed${took}: step ${failed[0]}: ${failed[1].error?.message ?? ''}`;
+  }
+  return `${name} ${run.status}${took}`;
+}
+
+/**
+ * The whole Run flow.
+ *
+ * @param notebook The path of the notebook the run is started from (its panel shows it).
+ */
+export async function runPipeline(
+  app: JupyterFrontEnd,
+  model: PipelineModel,
+  notebook: string | null,
+  showPanel: () => void
+): Promise<void> {
+  let pipelines: IPipeline[];
+  try {
+    pipelines = (await model.api.pipelines()).filter(
+      p => p.versions.length > 0
+    );
+  } catch (reason) {
+    Notification.error(`Could not list the pipelines: ${String(reason)}`);
+    return;
+  }
+  if (pipelines.length === 0) {
+    Notification.warning(
+      'No exported pipeline yet. Export the notebook first.',
+      {
+        autoClose: 8000,
+        actions: [
+          {
+            label: 'Export to Pipeline',
+            callback: () => void app.commands.execute('nb2prod:export')
+          }
+        ]
+      }
+    );
+    return;
+  }
+  const index = preferredPipeline(
+    pipelines,
+    notebook,
+    model.plan?.name ?? null
+  );
+  let state: IFormState = {
+    pipeline: index,
+    version: pipelines[index].latest,
+    texts: {}
+  };
+  let request: IRunRequest;
+  for (;;) {
+    const body = new RunForm(pipelines, state);
+    const result = await showDialog({
+      title: 'Run Pipeline',
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Run' })],
+      focusNodeSelector: 'select'
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    request = result.value;
+    state = body.state;
+    if (Object.keys(request.errors).length === 0) {
+      break;
+    }
+  }
+  let id: string;
+  try {
+    id = await model.api.startRun(request.version.path, request.overrides);
+  } catch (reason) {
+    Notification.error(
+      `Could not start the run: ${reason instanceof Error ? reason.message : String(reason)}`,
+      { autoClose: false }
+    );
+    return;
+  }
+  const key = notebook ?? request.version.notebook;
+  const run: IRunState = {
+    id,
+    pipeline: request.version.path,
+    record: null,
+    error: null
+  };
+  model.setRun(key, run);
+  showPanel();
+  const notification = Notification.emit(
+    `Running ${request.pipeline.name} v${request.version.version}…`,
+    'in-progress',
+    { autoClose: false }
+  );
+  await followRun(model, key, run, notification, showPanel);
+}
+
+/**
+ * Read the run's record every {@link POLL_INTERVAL_MS} until it ends, updating the panel and,
+ * at the end, the notification.
+ */
+export async function followRun(
+  model: PipelineModel,
+  key: string,
+  run: IRunState,
+  notification: string,
+  showPanel: () => void
+): Promise<void> {
+  let failures = 0;
+  for (;;) {
+    await new Promise(resolve => setTimeout(resolve, POLL_INTERVAL_MS));
+    let record: IRun;
+    try {
+      record = await model.api.run(run.id);
+      failures = 0;
+    } catch (reason) {
+      failures++;
+      if (failures < 5) {
+        continue;
+      }
+      run.error = `Lost track of run ${run.id}: ${String(reason)}`;
+      model.setRun(key, run);
+      Notification.update({
+        id: notification,
+        message: run.error,
+        type: 'error',
+        autoClose: false
+      });
+      return;
+    }
+    run.record = record;
+    // A newer run of the same notebook takes over the panel; this one only notifies.
+    if (model.runOf(key)?.id === run.id) {
+      model.setRun(key, run);
+    }
+    if (isFinished(record)) {
+      Notification.update({
+        id: notification,
+        message: runSummary(record),
+        type: record.status === 'succeeded' ? 'success' : 'error',
+        autoClose: record.status === 'succeeded' ? 8000 : false,
+        actions: [{ label: 'Show in Pipeline panel', callback: showPanel }]
+      });
+      return;
+    }
+  }
+}

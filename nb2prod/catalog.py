@@ -1,7 +1,8 @@
 """What a UI shows of exported pipelines: their versions, steps and parameter forms.
 
 Shared by the server extension (``GET /nb2prod/pipelines``) and the ipywidgets panel, so both
-build their run forms from the same description of a version's ``config.yaml``.
+build their run forms from the same description of a version's ``config.yaml``. The server
+imports :func:`inside` from here when it loads, so everything else is imported where used.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import Nb2prodError
-from .export import read_manifest, read_version_yaml, versions
-from .params import type_name
 
 CONFIG = "config.yaml"
 
 
 def value_type(value: Any) -> str:
     """ "int", "float", "str", "bool", "null", "list" or "dict" (a hand-edited oddity: "str")."""
+    from .params import type_name
+
     try:
         return type_name(value)
     except KeyError:
@@ -29,6 +28,8 @@ def value_type(value: Any) -> str:
 
 def config_help(text: str) -> dict[str, str]:
     """Help texts of ``config.yaml``: the comment line nb2prod writes right above each key."""
+    import yaml
+
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:
@@ -47,6 +48,8 @@ def config_help(text: str) -> dict[str, str]:
 
 def parameters(version_dir: Path) -> list[dict[str, Any]]:
     """``[{"name", "value", "type", "help"}]`` in the notebook's order, from config.yaml."""
+    from .export import read_manifest, read_version_yaml
+
     manifest = read_manifest(version_dir)
     config = read_version_yaml(version_dir, CONFIG)
     try:
@@ -74,6 +77,8 @@ def _posix(path: Path, root: Path) -> str:
 
 def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
     """One version as the run form needs it; paths relative to ``root``."""
+    from .export import read_manifest
+
     version = int(version_dir.name[1:])
     try:
         manifest = read_manifest(version_dir)
@@ -100,15 +105,17 @@ def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
         return {"version": version, "path": _posix(version_dir, root), "error": exc.message}
 
 
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` really lies in ``root``, symbolic links followed."""
+def inside(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` (symbolic links followed) is ``root`` or lies below it."""
     real, top = os.path.realpath(path), os.path.realpath(root)
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def describe_pipeline(pipeline_dir: Path, root: Path) -> dict[str, Any]:
     """A pipeline folder and its versions (those that link outside ``root`` are left out)."""
-    found = [v for v in versions(pipeline_dir) if _inside(pipeline_dir / f"v{v}", root)]
+    from .export import versions
+
+    found = [v for v in versions(pipeline_dir) if inside(pipeline_dir / f"v{v}", root)]
     return {
         "name": pipeline_dir.name,
         "path": _posix(pipeline_dir, root),
@@ -119,14 +126,21 @@ def describe_pipeline(pipeline_dir: Path, root: Path) -> dict[str, Any]:
 
 def list_pipelines(out: Path, root: Path) -> list[dict[str, Any]]:
     """Every pipeline under ``out`` (e.g. ``<root>/pipelines``) with a version inside ``root``."""
-    if not out.is_dir() or not _inside(out, root):
+    if not out.is_dir() or not inside(out, root):
         return []
     found = [
         describe_pipeline(d, root)
         for d in sorted(out.iterdir())
-        if d.is_dir() and not d.name.startswith(".") and _inside(d, root)
+        if d.is_dir() and not d.name.startswith(".") and inside(d, root)
     ]
     return [p for p in found if p["versions"]]
 
 
-__all__ = ["config_help", "describe_pipeline", "describe_version", "list_pipelines", "parameters"]
+__all__ = [
+    "config_help",
+    "describe_pipeline",
+    "describe_version",
+    "inside",
+    "list_pipelines",
+    "parameters",
+]

@@ -14,15 +14,10 @@ from typing import Any, Literal
 
 from tornado.web import HTTPError
 
+from ..catalog import inside
 from .errors import ApiError
 
 Kind = Literal["file", "dir"]
-
-
-def inside(path: str | Path, root: str | Path) -> bool:
-    """Whether ``path`` (symbolic links followed) is ``root`` or lies below it."""
-    real, top = os.path.realpath(path), os.path.realpath(root)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 class Root:

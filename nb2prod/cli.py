@@ -216,14 +216,24 @@ def run(
     """
     import os
 
+    from .tracking_worker import TrackingWorker
+
+    # Before anything else: MLflow's import in the worker is the floor of every tracked run.
+    tracker = None if no_track else TrackingWorker()
+    try:
+        from .pipeline import load_pipeline
+        from .progress import Progress
+
+        spec = load_pipeline(pipeline)
+        progress = Progress([s.name for s in spec.steps])
+    except BaseException:
+        if tracker is not None:
+            tracker.close()
+        raise
     from .ci_reports import append_github_summary, write_junit
-    from .pipeline import load_pipeline
-    from .progress import Progress
     from .report import run_text
     from .runner import run_pipeline
 
-    spec = load_pipeline(pipeline)
-    progress = Progress([s.name for s in spec.steps])
     result = run_pipeline(
         spec.path,
         files=files,
@@ -234,6 +244,7 @@ def run(
         track=not no_track,
         observer=progress,
         handle_signals=True,
+        tracker=tracker,
     )
     click.echo(run_text(result.record, result.path), err=result.exit_code not in (0,))
     if junit is not None:

@@ -21,6 +21,7 @@ When its stdin closes (the runner exits or dies) the zygote kills the kernels it
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -107,6 +108,7 @@ def _child(argv: list[str], env: dict[str, str], cwd: str, replies: IO[bytes]) -
     """In the forked process: become a kernel. Never returns."""
     code = 1
     try:
+        gc.enable()  # the zygote only imports, with the collector off; user code needs it on
         os.setsid()  # its own process group, as jupyter_client gives kernels it starts
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -156,6 +158,7 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
                 except BaseException as exc:  # noqa: BLE001 - the step's run reports it
                     reply["error"] = f"{type(exc).__name__}: {exc}"
             elif request["op"] == "spawn":
+                gc.freeze()  # see nb2prod.gc_tuning: the kernel never walks what was imported
                 pid = os.fork()
                 if pid == 0:
                     _child(request["argv"], request["env"], request["cwd"], replies)
@@ -172,6 +175,8 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 
 def main() -> None:
+    # Only imports run here; they create no garbage worth collecting (see nb2prod.gc_tuning).
+    gc.disable()
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     import ipykernel.kernelapp  # noqa: F401 - the part of every kernel's start-up worth sharing
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,6 +29,9 @@ from .cache import StepCache, file_sha256, link_tree, normalized_code, step_key
 from .errors import Nb2prodError
 from .overrides import effective_params
 from .pipeline import PipelineSpec, StepSpec, load_pipeline
+
+if TYPE_CHECKING:
+    from .tracking_worker import TrackingWorker
 
 RUN_DIR_PARAM = "nb2prod_run_dir"
 RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")
@@ -185,8 +188,7 @@ class _Plan:
     kernels: dict[str, Any] = field(default_factory=dict)
     done: dict[str, threading.Event] = field(default_factory=dict)
     interrupted: threading.Event = field(default_factory=threading.Event)
-    track: bool = True
-    tracker: Any = None
+    tracker: TrackingWorker | None = None
     zygote: Any = None  # nb2prod.kernels.Zygote, when kernels are forked
 
 
@@ -204,12 +206,58 @@ def run_pipeline(
     jobs: int | None = None,
     handle_signals: bool = False,
     run_id: str | None = None,
+    tracker: TrackingWorker | None = None,
 ) -> RunResult:
     """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``). See module docs.
 
     ``run_id`` lets a caller that must answer before the run starts (the server) choose the id;
-    it must look like one :func:`new_run_id` makes and not be taken yet.
+    it must look like one :func:`new_run_id` makes and not be taken yet. ``tracker``: a
+    tracking worker the caller started earlier still (the CLI does, first thing), used when
+    ``track`` is set; it is stopped when the run cannot start.
     """
+    if track and tracker is None:
+        from .tracking_worker import TrackingWorker
+
+        # First of all: MLflow's import in the worker is the floor of every tracked run.
+        tracker = TrackingWorker()
+    elif not track and tracker is not None:
+        tracker.close()
+        tracker = None
+    try:
+        return _run_pipeline(
+            path,
+            params,
+            files=files,
+            assignments=assignments,
+            steps=steps,
+            no_cache=no_cache,
+            step_timeout=step_timeout,
+            observer=observer,
+            jobs=jobs,
+            handle_signals=handle_signals,
+            run_id=run_id,
+            tracker=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()  # a no-op once it has logged the run
+
+
+def _run_pipeline(
+    path: str | Path,
+    params: dict[str, Any] | None,
+    *,
+    files: Iterable[Path],
+    assignments: Iterable[str],
+    steps: Iterable[str] | None,
+    no_cache: bool,
+    step_timeout: float | None,
+    observer: Observer | None,
+    jobs: int | None,
+    handle_signals: bool,
+    run_id: str | None,
+    tracker: TrackingWorker | None,
+) -> RunResult:
     spec = load_pipeline(Path(path))
     effective, overrides = effective_params(spec.defaults, files, assignments, params)
     names = [s.name for s in spec.steps]
@@ -303,7 +351,7 @@ def run_pipeline(
         runs_dir=runs_dir,
         cwd=cwd,
         observer=observer,
-        track=track,
+        tracker=tracker,
     )
     started = time.monotonic()
     previous: dict[signal.Signals, Any] = {}
@@ -375,13 +423,12 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         # Forked kernels start in a fraction of a second with their imports done, so all of
         # them can warm at once and independent steps really start side by side.
         warmers = len(to_run)
-    if plan.track:
+    if plan.tracker is not None:
         from .codegen import MODEL_ROLES
-        from .tracking_worker import TrackingWorker
 
         # MLflow imports in its own process while the steps run; the model-logging machinery
         # only when a step that can make a model will actually run.
-        plan.tracker = TrackingWorker(
+        plan.tracker.prepare(
             models=any(s.role in MODEL_ROLES for s in to_run), background=bool(to_run)
         )
     if to_run:
@@ -391,8 +438,11 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
             plan.kernels[s.name] = StepKernel("python3", plan.cwd, plan.zygote)
 
     def preload() -> None:  # the first step should not wait for these imports
-        import jupytext  # noqa: F401
-        import papermill  # noqa: F401
+        from .gc_tuning import imports_without_gc
+
+        with imports_without_gc():
+            import jupytext  # noqa: F401
+            import papermill  # noqa: F401
 
     if to_run:  # an all-cached run needs neither
         threading.Thread(target=preload, daemon=True).start()

@@ -13,7 +13,6 @@ naming the tracking URI, the cause and the fix. The run's local results are neve
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -39,8 +38,13 @@ ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 HEALTH_TIMEOUT = 3.0  # seconds for the reachability check of an http(s) tracking server
-#: Applied while logging unless the user set them: no retry storms, no two-minute hangs.
-HTTP_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+#: Applied while logging unless the user set them: no retry storms, no two-minute hangs, and
+#: no "View run" links printed for each of the runs (the run's report names the parent run).
+HTTP_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 # MLflow's limits (mlflow.utils.validation).
 MAX_PARAM_VALUE = 6000
@@ -118,27 +122,31 @@ class Tracker:
         self.models = models  # False: no model will be logged, so skip warming that machinery
         self._thread: threading.Thread | None = None
         if warm:
-            self._thread = threading.Thread(target=self._warm, name="nb2prod-mlflow", daemon=True)
+            self._thread = threading.Thread(target=self.warm, name="nb2prod-mlflow", daemon=True)
             self._thread.start()
 
-    def _warm(self) -> None:
-        """Import MLflow and open a local store ahead of time; errors surface in log_run.
+    def warm(self) -> None:
+        """Import MLflow and open a local store ahead of time; errors surface in log_run."""
+        self.warm_store()
+        if self.models:
+            self.warm_models()
 
-        Opening a SQLite store costs ~1 s of SQLAlchemy/alembic imports, plus ~1.5 s of table
-        creation the first time; MLflow caches the store, so log_run finds it open.
+    def warm_store(self) -> None:
+        """Import MLflow and open a local store (MLflow caches it, so log_run finds it open).
+
+        Opening a SQLite store costs ~0.5 s of SQLAlchemy/alembic imports, plus ~1.5 s of table
+        creation the first time.
         """
-        try:
-            mlflow = _import_mlflow()
-            if self.models:
-                importlib.import_module("mlflow.pyfunc")  # mlflow.sklearn.log_model uses it
-        except Exception:  # noqa: BLE001
-            return
-        if not self.models:
-            with contextlib.suppress(Exception), _quiet_mlflow_logs():
-                uri = self.tracking_uri or mlflow.get_tracking_uri()
-                if not _is_http(uri):
-                    mlflow.MlflowClient(tracking_uri=uri)
-            return
+        with contextlib.suppress(Exception), _quiet_mlflow_logs():
+            mlflow = _import_mlflow(models=False)
+            uri = self.tracking_uri or mlflow.get_tracking_uri()
+            if not _is_http(uri):  # a server is checked for reachability first, in log_run
+                mlflow.MlflowClient(tracking_uri=uri)
+
+    def warm_models(self) -> None:
+        """Import what logging a scikit-learn model needs."""
+        with contextlib.suppress(Exception):
+            _import_mlflow(models=True)
         with contextlib.suppress(Exception):
             import sklearn.base  # noqa: F401 - unpickling the models needs it
         with contextlib.suppress(Exception):
@@ -147,10 +155,6 @@ class Tracker:
             from mlflow.utils import requirements_utils
 
             requirements_utils._init_modules_to_packages_map()
-        with contextlib.suppress(Exception), _quiet_mlflow_logs():
-            uri = self.tracking_uri or mlflow.get_tracking_uri()
-            if not _is_http(uri):  # a server is checked for reachability first, in log_run
-                mlflow.MlflowClient(tracking_uri=uri)
 
     @property
     def uri(self) -> str:
@@ -169,7 +173,7 @@ class Tracker:
                 _check_reachable(uri, run_dir)
             if self._thread is not None:
                 self._thread.join()
-            mlflow = _import_mlflow()
+            mlflow = _import_mlflow(self.models)
             # One run at a time per process: the settings below are process-wide.
             with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -205,10 +209,12 @@ class Tracker:
 # --- importing MLflow --------------------------------------------------------------------------
 
 
-def _import_mlflow() -> Any:
+def _import_mlflow(models: bool = True) -> Any:
     import mlflow
-    import mlflow.sklearn  # noqa: F401 - the flavour used for scikit-learn models
 
+    if models:
+        import mlflow.pyfunc  # noqa: F401 - mlflow.sklearn.log_model uses it
+        import mlflow.sklearn  # noqa: F401 - the flavour used for scikit-learn models
     return mlflow
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 # working directory. Step `b` runs after it (it reads `x`) and must see none of them, with a
 # process and random state of its own.
 CELLS = [
-    ("import os\nimport sys\nimport numpy as np", ["setup"]),
+    ("import gc\nimport os\nimport sys\nimport numpy as np", ["setup"]),
     ("seed = 1  # unused, keeps a parameters cell", ["parameters"]),
     (
         "x = float(np.random.rand())\n"
@@ -34,13 +34,14 @@ CELLS = [
         "leaked_module = int(hasattr(np, 'nb2prod_mark'))\n"
         "leaked_env = int('NB2PROD_MARK' in os.environ)\n"
         "cwd_is_notebook_dir = int(os.path.basename(os.getcwd()) == 'notebooks')\n"
-        "argv_is_kernel = int('ipykernel_launcher' in sys.argv[0])",
+        "argv_is_kernel = int('ipykernel_launcher' in sys.argv[0])\n"
+        "gc_enabled = int(gc.isenabled())",
         ["training:b"],
     ),
     (
         "{'same_random': same_random, 'same_pid': same_pid, 'leaked_module': leaked_module, "
         "'leaked_env': leaked_env, 'cwd_is_notebook_dir': cwd_is_notebook_dir, "
-        "'argv_is_kernel': argv_is_kernel}",
+        "'argv_is_kernel': argv_is_kernel, 'gc_enabled': gc_enabled}",
         ["metrics"],
     ),
 ]
@@ -52,6 +53,7 @@ ISOLATED = {
     "leaked_env": 0,
     "cwd_is_notebook_dir": 1,
     "argv_is_kernel": 1,
+    "gc_enabled": 1,  # the zygote imports with the collector off; user code must have it on
 }
 
 

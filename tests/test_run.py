@@ -21,7 +21,8 @@ NO_TRACK = {"NB2PROD_TEST": "1"}
 
 def our_kernels() -> set[int]:
     """PIDs of kernels started by nb2prod: those it launches carry its in-memory history flag,
-    and those it forks (and the zygote they fork from) the zygote's command line."""
+    and those it forks (and the zygote they fork from) the zygote's command line. Its MLflow
+    tracking worker counts too: no run may leave it behind either."""
     pids = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -30,7 +31,7 @@ def our_kernels() -> set[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"nb2prod.kernel_zygote" in cmd or (
+        if b"nb2prod.kernel_zygote" in cmd or b"nb2prod.tracking_worker" in cmd or (
             b"ipykernel_launcher" in b" ".join(cmd)
             and b"--HistoryManager.hist_file=:memory:" in cmd
         ):
@@ -184,11 +185,13 @@ def test_interrupting_the_runner(fast_project: Path, no_leftover_kernels, sig: i
     assert (run_dir / "steps" / "preprocessing" / "outputs" / "data.json").is_file()
 
 
-def test_parameters_unknown_key_and_wrong_type(fast_project: Path) -> None:
+def test_parameters_unknown_key_and_wrong_type(fast_project: Path, no_leftover_kernels) -> None:
+    # The MLflow worker starts before the parameters are checked; it must not outlive a refusal.
     r = run(fast_project, "-p", "scael=3")
     assert r.returncode == 2 and "unknown parameter `scael`" in r.stderr and "`scale`" in r.stderr
     r = run(fast_project, "-p", "scale=lots")
-    assert r.returncode == 2 and "`scale` is a int" in r.stderr or "`scale` is an int" in r.stderr
+    assert r.returncode == 2
+    assert "`scale` is a int" in r.stderr or "`scale` is an int" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (fast_project / ".nb2prod" / "runs").exists()  # refused before anything ran
 

@@ -598,6 +598,10 @@ def test_cli_run_tracks_to_a_real_server(mlflow_server: str, tmp_path: Path) -> 
     training = next(c for c in children if c.data.tags["nb2prod.step"] == "training")
     assert "nb2prod.model.model" in training.data.tags  # a deployable artifact, every run
     assert not (tmp_path / "mlflow.db").exists()
+    # Logged once (MLflow's "View run" lines once broke the worker's reply, and the runner
+    # then logged everything a second time), and without a link printed per run.
+    assert len(client.search_runs([parent.info.experiment_id])) == 4
+    assert "View run" not in r.stdout + r.stderr
 
 
 def test_cli_run_with_unreachable_server_exits_3_and_keeps_results(tmp_path: Path) -> None:

@@ -31,9 +31,13 @@ def our_kernels() -> set[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"nb2prod.kernel_zygote" in cmd or b"nb2prod.tracking_worker" in cmd or (
-            b"ipykernel_launcher" in b" ".join(cmd)
-            and b"--HistoryManager.hist_file=:memory:" in cmd
+        if (
+            b"nb2prod.kernel_zygote" in cmd
+            or b"nb2prod.tracking_worker" in cmd
+            or (
+                b"ipykernel_launcher" in b" ".join(cmd)
+                and b"--HistoryManager.hist_file=:memory:" in cmd
+            )
         ):
             pids.add(int(proc.name))
     return pids

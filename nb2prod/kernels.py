@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +97,11 @@ class StepKernel:
         from jupyter_client.manager import AsyncKernelManager
 
         self.km = AsyncKernelManager(kernel_name=kernel_name)
+        # Unix sockets in a private folder rather than TCP ports on 127.0.0.1: no other local
+        # user can reach the kernel, and ipykernel has no "running without encryption" warning.
+        self._ipc_dir = tempfile.mkdtemp(prefix="nb2prod-k-")
+        self.km.transport = "ipc"
+        self.km.ip = os.path.join(self._ipc_dir, "kernel")
         if zygote is not None:
             import uuid
 
@@ -178,3 +185,4 @@ class StepKernel:
             with contextlib.suppress(Exception):
                 if self.km.has_kernel:
                     run_sync(self.km.shutdown_kernel)(now=True)
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)

@@ -137,8 +137,12 @@ class Tracker:
         Opening a SQLite store costs ~0.5 s of SQLAlchemy/alembic imports, plus ~1.5 s of table
         creation the first time.
         """
-        with contextlib.suppress(Exception), _quiet_mlflow_logs():
+        try:
+            # Outside _quiet_mlflow_logs: MLflow sets its loggers' levels when first imported.
             mlflow = _import_mlflow(models=False)
+        except Exception:  # noqa: BLE001 - log_run reports it
+            return
+        with contextlib.suppress(Exception), _quiet_mlflow_logs():
             uri = self.tracking_uri or mlflow.get_tracking_uri()
             if not _is_http(uri):  # a server is checked for reachability first, in log_run
                 mlflow.MlflowClient(tracking_uri=uri)

@@ -97,11 +97,14 @@ class StepKernel:
         from jupyter_client.manager import AsyncKernelManager
 
         self.km = AsyncKernelManager(kernel_name=kernel_name)
-        # Unix sockets in a private folder rather than TCP ports on 127.0.0.1: no other local
-        # user can reach the kernel, and ipykernel has no "running without encryption" warning.
-        self._ipc_dir = tempfile.mkdtemp(prefix="nb2prod-k-")
-        self.km.transport = "ipc"
-        self.km.ip = os.path.join(self._ipc_dir, "kernel")
+        self._ipc_dir: str | None = None
+        if os.name == "posix":
+            # Unix sockets in a private folder rather than TCP ports on 127.0.0.1: no other
+            # local user can reach the kernel, and ipykernel does not warn that it runs
+            # "over TCP without encryption".
+            self._ipc_dir = tempfile.mkdtemp(prefix="nb2prod-k-")
+            self.km.transport = "ipc"
+            self.km.ip = os.path.join(self._ipc_dir, "kernel")
         if zygote is not None:
             import uuid
 
@@ -185,4 +188,5 @@ class StepKernel:
             with contextlib.suppress(Exception):
                 if self.km.has_kernel:
                     run_sync(self.km.shutdown_kernel)(now=True)
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            if self._ipc_dir is not None:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)

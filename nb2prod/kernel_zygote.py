@@ -24,6 +24,7 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,10 +40,12 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 class Zygote:
     """The runner's end of a :mod:`nb2prod.kernel_zygote` process. Thread-safe."""
 
-    def __init__(self, preload: Sequence[str] = ()) -> None:
+    def __init__(self, preload: Sequence[str] = (), socket_dir: str | None = None) -> None:
+        """``socket_dir``: the kernels' socket folder, which the zygote removes when it stops,
+        so it goes even when the runner is killed."""
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nb2prod.kernel_zygote"],
+            [sys.executable, "-m", "nb2prod.kernel_zygote", *([socket_dir] if socket_dir else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C reaches the runner, which stops kernels itself
@@ -144,7 +147,7 @@ def _child(argv: list[str], env: dict[str, str], cwd: str, replies: IO[bytes]) -
         os._exit(code)
 
 
-def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+def serve(requests: IO[bytes], replies: IO[bytes], socket_dir: str | None = None) -> None:
     children: set[int] = set()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides when kernels stop
@@ -172,6 +175,8 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -184,7 +189,7 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints from imported libraries must not corrupt the reply stream
     replies.write(b'{"ready": true}\n')
     replies.flush()
-    serve(sys.stdin.buffer, replies)
+    serve(sys.stdin.buffer, replies, sys.argv[1] if len(sys.argv) > 1 else None)
     os._exit(0)  # tearing down the imported libraries would only delay the runner's exit
 
 

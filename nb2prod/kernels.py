@@ -13,10 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
-import tempfile
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,23 +90,27 @@ class ForkProvisioner(LocalProvisioner):
 
 
 class StepKernel:
-    def __init__(self, kernel_name: str, cwd: Path, zygote: Zygote | None = None) -> None:
+    def __init__(
+        self,
+        kernel_name: str,
+        cwd: Path,
+        zygote: Zygote | None = None,
+        socket_dir: str | None = None,
+    ) -> None:
+        """``socket_dir``: a private folder for the kernel's Unix sockets and connection file
+        (the runner makes one per run and removes it, and so does the zygote if the runner is
+        killed); without it the kernel listens on TCP ports of 127.0.0.1."""
         # The async manager, as nbclient expects: with a blocking one, a kernel that dies
         # mid-cell leaves nbclient waiting forever on a message that never comes.
         from jupyter_client.manager import AsyncKernelManager
 
         self.km = AsyncKernelManager(kernel_name=kernel_name)
-        self._ipc_dir: str | None = None
-        if os.name == "posix":
-            # Unix sockets in a private folder rather than TCP ports on 127.0.0.1: no other
-            # local user can reach the kernel, and ipykernel does not warn that it runs
-            # "over TCP without encryption".
-            self._ipc_dir = tempfile.mkdtemp(prefix="nb2prod-k-")
+        if socket_dir is not None:
+            name = os.path.join(socket_dir, uuid.uuid4().hex[:12])
             self.km.transport = "ipc"
-            self.km.ip = os.path.join(self._ipc_dir, "kernel")
+            self.km.ip = name
+            self.km.connection_file = f"{name}.json"  # it holds the kernel's signing key
         if zygote is not None:
-            import uuid
-
             self.km.kernel_id = str(uuid.uuid4())
             provisioner = ForkProvisioner(
                 kernel_id=self.km.kernel_id, kernel_spec=self.km.kernel_spec, parent=self.km
@@ -188,5 +191,3 @@ class StepKernel:
             with contextlib.suppress(Exception):
                 if self.km.has_kernel:
                     run_sync(self.km.shutdown_kernel)(now=True)
-            if self._ipc_dir is not None:
-                shutil.rmtree(self._ipc_dir, ignore_errors=True)

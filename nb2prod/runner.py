@@ -12,8 +12,10 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -190,6 +192,7 @@ class _Plan:
     interrupted: threading.Event = field(default_factory=threading.Event)
     tracker: TrackingWorker | None = None
     zygote: Any = None  # nb2prod.kernels.Zygote, when kernels are forked
+    socket_dir: str | None = None  # the kernels' Unix sockets, in a private temporary folder
 
 
 def run_pipeline(
@@ -371,6 +374,8 @@ def _run_pipeline(
             kernel.shutdown()
         if plan.zygote is not None:
             plan.zygote.close()
+        if plan.socket_dir is not None:
+            shutil.rmtree(plan.socket_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     states = {n: record.step(n)["state"] for n in names}
@@ -415,11 +420,18 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
     predicted = _predict_cache_hits(plan, codes)
     to_run = [s for s in spec.steps if s.name in needed and s.name not in predicted]
     warmers = min(jobs, len(to_run))
+    if to_run and os.name == "posix":
+        # Kernels listen on Unix sockets, which no other local user can reach (TCP ports on
+        # 127.0.0.1 anyone can), and ipykernel does not warn about running "over TCP without
+        # encryption".
+        plan.socket_dir = tempfile.mkdtemp(prefix="nb2prod-kernels-")
     if to_run and fork_kernels():
         from .kernel_zygote import Zygote
 
         # First, as its imports are on the critical path; each library is imported once there.
-        plan.zygote = Zygote(preload=[_import_code(s.module) for s in to_run])
+        plan.zygote = Zygote(
+            preload=[_import_code(s.module) for s in to_run], socket_dir=plan.socket_dir
+        )
         # Forked kernels start in a fraction of a second with their imports done, so all of
         # them can warm at once and independent steps really start side by side.
         warmers = len(to_run)
@@ -435,7 +447,7 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         from .kernels import StepKernel
 
         for s in to_run:
-            plan.kernels[s.name] = StepKernel("python3", plan.cwd, plan.zygote)
+            plan.kernels[s.name] = StepKernel("python3", plan.cwd, plan.zygote, plan.socket_dir)
 
     def preload() -> None:  # the first step should not wait for these imports
         from .gc_tuning import imports_without_gc

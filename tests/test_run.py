@@ -189,6 +189,43 @@ def test_interrupting_the_runner(fast_project: Path, no_leftover_kernels, sig: i
     assert (run_dir / "steps" / "preprocessing" / "outputs" / "data.json").is_file()
 
 
+def test_kernel_sockets_are_removed_even_when_the_runner_is_killed(
+    fast_project: Path, tmp_path: Path, no_leftover_kernels
+) -> None:
+    tmp = tmp_path / "tmp"  # where the kernels' socket folder goes
+    tmp.mkdir()
+    env = {**os.environ, "CI": "true", "TMPDIR": str(tmp)}
+    r = subprocess.run(
+        [*nb2prod_command(), "run", "pipelines/fast", "--no-track"],
+        cwd=fast_project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not list(tmp.iterdir())
+    proc = subprocess.Popen(
+        [*nb2prod_command(), "run", "pipelines/fast", "--no-track", "-p", "mode=sleep"],
+        cwd=fast_project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        record = last_run(fast_project)
+        if record["status"] == "running" and record["steps"]["a"]["state"] == "running":
+            break
+        time.sleep(0.2)
+    assert [p.name for p in tmp.iterdir()][0].startswith("nb2prod-kernels-")
+    proc.kill()  # no chance to clean up: the zygote, left without a runner, does it
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while list(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(tmp.iterdir())
+
+
 def test_parameters_unknown_key_and_wrong_type(fast_project: Path, no_leftover_kernels) -> None:
     # The MLflow worker starts before the parameters are checked; it must not outlive a refusal.
     r = run(fast_project, "-p", "scael=3")

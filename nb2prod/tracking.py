@@ -3,8 +3,9 @@
 The input is a run folder as the runner leaves it (``.nb2prod/runs/<run-id>/``): ``run.json``,
 ``config.yaml`` and, per step, ``steps/<step>/notebook.ipynb`` and ``steps/<step>/models/*.pkl``.
 
-MLflow takes about 1.2 s to import, so it is never imported at module level. :class:`Tracker`
-can import it on a background thread (``warm=True``) while the pipeline's steps run, and
+MLflow takes about 1.2 s to import, so it is never imported at module level.
+:meth:`Tracker.warm_store` and :meth:`Tracker.warm_models` import it ahead of time (the tracking
+worker calls them while the pipeline's steps run; see :mod:`nb2prod.tracking_worker`), and
 :meth:`Tracker.log_run` never raises: every failure, from an unreachable server to a locked
 SQLite file, comes back as ``TrackingResult(ok=False, error=...)`` with a one-paragraph message
 naming the tracking URI, the cause and the fix. The run's local results are never touched.
@@ -111,25 +112,12 @@ class Tracker:
     """Logs run folders to one MLflow tracking URI.
 
     ``tracking_uri``: explicit URI; else ``MLFLOW_TRACKING_URI``; else MLflow's default.
-    ``warm``: import MLflow (and ``mlflow.sklearn``) on a daemon thread right away, so the
-    import overlaps with the pipeline's steps; :meth:`log_run` waits for it.
+    ``models``: whether a model may be logged (if not, MLflow's model flavours stay unimported).
     """
 
-    def __init__(
-        self, tracking_uri: str | None = None, warm: bool = True, models: bool = True
-    ) -> None:
+    def __init__(self, tracking_uri: str | None = None, models: bool = True) -> None:
         self.tracking_uri = tracking_uri or None
-        self.models = models  # False: no model will be logged, so skip warming that machinery
-        self._thread: threading.Thread | None = None
-        if warm:
-            self._thread = threading.Thread(target=self.warm, name="nb2prod-mlflow", daemon=True)
-            self._thread.start()
-
-    def warm(self) -> None:
-        """Import MLflow and open a local store ahead of time; errors surface in log_run."""
-        self.warm_store()
-        if self.models:
-            self.warm_models()
+        self.models = models
 
     def warm_store(self) -> None:
         """Import MLflow and open a local store (MLflow caches it, so log_run finds it open).
@@ -175,8 +163,6 @@ class Tracker:
             progress.experiment = str(record.get("pipeline") or "")
             if _is_http(uri):
                 _check_reachable(uri, run_dir)
-            if self._thread is not None:
-                self._thread.join()
             mlflow = _import_mlflow(self.models)
             # One run at a time per process: the settings below are process-wide.
             with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():

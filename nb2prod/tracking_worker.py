@@ -68,7 +68,7 @@ class TrackingWorker:
         except (OSError, ValueError, TypeError, subprocess.SubprocessError):
             self.close()
             # The worker died; log from this process instead, so the run is still tracked.
-            return Tracker(warm=False, models=self.models).log_run(run_dir)
+            return Tracker(models=self.models).log_run(run_dir)
 
     def close(self) -> None:
         """Stop the worker if it is still running (an abandoned or failed start of a run)."""
@@ -99,7 +99,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     with imports_without_gc():
         from .tracking import Tracker
 
-        tracker = Tracker(warm=False, models=True)
+        tracker = Tracker(models=True)
         tracker.warm_store()
         message = _read(requests)
         if message is not None and "models" in message:

@@ -253,14 +253,14 @@ def test_logs_parent_and_nested_runs_to_the_default_sqlite_store(local_store: Pa
 
     # A second run of the same pipeline goes into the same experiment.
     again, _, _ = make_run(local_store / "second", run_id="20261122-070000-000001")
-    second = Tracker(warm=False).log_run(again)
+    second = Tracker().log_run(again)
     assert second.ok, second.error
     assert second.experiment_id == result.experiment_id
     assert len(client.search_runs([result.experiment_id], "tags.`nb2prod.step` = 'data'")) == 2
 
 
 def test_deleted_experiment_is_restored(local_store: Path) -> None:
-    tracker = Tracker(warm=False)
+    tracker = Tracker()
     first = tracker.log_run(make_run(local_store / "a", run_id="r-a")[0])
     assert first.ok, first.error
     client = mlflow.MlflowClient(first.uri)
@@ -272,7 +272,7 @@ def test_deleted_experiment_is_restored(local_store: Path) -> None:
 
 
 def test_failed_and_interrupted_runs_get_failed_and_killed_statuses(local_store: Path) -> None:
-    tracker = Tracker(warm=False)
+    tracker = Tracker()
     failed_dir, _, _ = make_run(local_store / "a", run_id="r-failed", status="failed")
     failed = tracker.log_run(failed_dir)
     assert failed.ok, failed.error
@@ -322,7 +322,7 @@ def test_skipped_step_gets_a_killed_nested_run(local_store: Path) -> None:
         },
     }
     (run_dir / "run.json").write_text(json.dumps(record))
-    result = Tracker(warm=False).log_run(run_dir)
+    result = Tracker().log_run(run_dir)
     assert result.ok, result.error
     client = mlflow.MlflowClient(result.uri)
     _, children = runs_of(client, result)
@@ -334,14 +334,14 @@ def test_skipped_step_gets_a_killed_nested_run(local_store: Path) -> None:
 
 
 def test_bad_run_folder_and_locked_store_give_ok_false(local_store: Path) -> None:
-    missing = Tracker(warm=False).log_run(local_store / "nowhere")
+    missing = Tracker().log_run(local_store / "nowhere")
     assert not missing.ok and missing.run_id is None
     assert "run.json" in (missing.error or "") and "Fix:" in (missing.error or "")
 
     # A store that is not a database at all: a clear error, not an exception.
     (local_store / "broken.db").write_text("this is not sqlite")
     run_dir, _, _ = make_run(local_store)
-    broken = Tracker(f"sqlite:///{local_store / 'broken.db'}", warm=False).log_run(run_dir)
+    broken = Tracker(f"sqlite:///{local_store / 'broken.db'}").log_run(run_dir)
     assert not broken.ok
     assert "broken.db" in (broken.error or "") and "Fix:" in (broken.error or "")
     assert "\n" not in (broken.error or "")
@@ -351,7 +351,7 @@ def test_bad_run_folder_and_locked_store_give_ok_false(local_store: Path) -> Non
 def test_failure_half_way_marks_created_runs_failed(local_store: Path) -> None:
     (local_store / "mlruns").write_text("a file where MLflow wants its artifact folder")
     run_dir, _, _ = make_run(local_store)
-    result = Tracker(warm=False).log_run(run_dir)
+    result = Tracker().log_run(run_dir)
     assert not result.ok and result.run_id is None
     assert "NotADirectoryError" in (result.error or "") and "mlruns" in (result.error or "")
     client = mlflow.MlflowClient(result.uri)
@@ -360,7 +360,7 @@ def test_failure_half_way_marks_created_runs_failed(local_store: Path) -> None:
 
 
 def test_locked_sqlite_store_waits_briefly_then_gives_ok_false(local_store: Path) -> None:
-    tracker = Tracker(warm=False)
+    tracker = Tracker()
     first = tracker.log_run(make_run(local_store / "a", run_id="r-a")[0])
     assert first.ok, first.error
     lock = sqlite3.connect(local_store / "mlflow.db", isolation_level=None, check_same_thread=False)
@@ -394,7 +394,7 @@ def test_explicit_uri_wins_over_environment(local_store: Path, monkeypatch: Any)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # would fail if used
     uri = f"sqlite:///{local_store / 'explicit.db'}"
     run_dir, _, _ = make_run(local_store)
-    result = Tracker(uri, warm=False).log_run(run_dir)
+    result = Tracker(uri).log_run(run_dir)
     assert result.ok, result.error
     assert result.uri == uri
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"
@@ -518,7 +518,7 @@ def test_server_that_never_answers_times_out(tmp_path: Path) -> None:
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
         run_dir, _, _ = make_run(tmp_path)
         started = time.monotonic()
-        result = Tracker(uri, warm=False).log_run(run_dir)
+        result = Tracker(uri).log_run(run_dir)
         assert time.monotonic() - started < 15
     assert not result.ok
     assert f"{uri} did not answer" in (result.error or "")
@@ -529,8 +529,8 @@ def test_tracking_uri_without_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tracking_uri() == "sqlite:///mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", " http://tracking:5000 ")
     assert tracking_uri() == "http://tracking:5000"
-    assert Tracker(warm=False).uri == "http://tracking:5000"
-    assert Tracker("sqlite:///other.db", warm=False).uri == "sqlite:///other.db"
+    assert Tracker().uri == "http://tracking:5000"
+    assert Tracker("sqlite:///other.db").uri == "sqlite:///other.db"
 
 
 def test_importing_the_module_does_not_import_mlflow() -> None:

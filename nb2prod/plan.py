@@ -71,6 +71,9 @@ class StepPlan:
     role: str
     cells: list[int] = field(default_factory=list)
     kale: bool = False
+    # Engine-facing settings from Kale 2.x tags (cache, image, limit, secret, annotation, label,
+    # report), plain JSON-ready data; pipeline.yaml keeps them per step for the compilers.
+    engine: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Input] = field(default_factory=dict)
     outputs: set[str] = field(default_factory=set)
     parameters: set[str] = field(default_factory=set)

@@ -80,6 +80,8 @@ __all__ = [
     "param",
     "read_metrics",
     "save",
+    "save_models",
+    "save_outputs",
     "start_step",
     "step_dir",
 ]
@@ -398,6 +400,9 @@ def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp)
         _fsync_path(tmp)
+        # Read-only once written: cached runs hard-link these files into later run folders,
+        # so an edit in place would change every run that shares them.
+        os.chmod(tmp, os.stat(tmp).st_mode & ~0o222)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -683,6 +688,16 @@ def save(name: str, value: Any) -> Path:
     return path
 
 
+def save_outputs(values: Mapping[str, Any]) -> None:
+    """Save every entry of ``values`` as an output of the current step (see :func:`save`).
+
+    Generated steps end with this call; it returns nothing, so the executed notebook does not
+    display a path as the step's last result.
+    """
+    for name, value in values.items():
+        save(name, value)
+
+
 def _read_output(path: Path) -> Any:
     ext = path.suffix
     if ext == PARQUET_EXT:
@@ -893,27 +908,43 @@ def _is_model(value: Any) -> bool:
     )
 
 
-def save_models(namespace: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+def save_models(namespace: Mapping[str, Any], names: Iterable[str]) -> None:
     """Keep the model-like objects among ``names`` as ``steps/<step>/models/<name>.pkl``.
 
     Generated training steps call this last, so every run leaves a deployable artifact that the
     runner logs to MLflow (with the scikit-learn flavour when it is a scikit-learn estimator).
-    Values that are not models, or that cannot be pickled, are passed over.
+    Values that are not models, or that cannot be pickled, are passed over, and so are
+    throwaway names (``_``, ``_x``). A model already saved as a pickled output of this step is
+    linked, not pickled a second time.
     """
     ctx = _require_context("save_models")
     folder = step_dir(ctx.run_dir, ctx.step) / MODELS_DIRNAME
-    saved: list[str] = []
     for name in names:
+        if name.startswith("_"):
+            continue
         value = namespace.get(name)
         if value is None or not _is_model(value):
             continue
         folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}{PICKLE_EXT}"
+        if _link_output(ctx, name, target):
+            continue
         try:
-            _pickle_to(folder / f"{name}{PICKLE_EXT}", value, pickle.dump)
+            _pickle_to(target, value, pickle.dump)
         except Exception as exc:  # noqa: BLE001 - a model we cannot keep is reported, not fatal
             print(
                 f"nb2prod: model {name!r} could not be saved for tracking: {exc}", file=sys.stderr
             )
-            continue
-        saved.append(name)
-    return saved
+
+
+def _link_output(ctx: _StepContext, name: str, target: Path) -> bool:
+    """Hard-link output ``name`` of this step to ``target`` if it was saved with plain pickle."""
+    source = outputs_dir(ctx.run_dir, ctx.step) / f"{name}{PICKLE_EXT}"
+    if output_path(ctx.run_dir, ctx.step, name) != source:
+        return False
+    try:
+        target.unlink(missing_ok=True)
+        os.link(source, target)
+    except OSError:
+        return False
+    return True

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,21 @@ import yaml
 from tornado.httpclient import HTTPClientError
 from tornado.web import RequestHandler
 
-from nb2prod.server import handlers
+from nb2prod.server import handlers, work
+from nb2prod.server.errors import ApiError
 from nb2prod.server.handlers import LAUNCHER, ROUTES, Nb2prodHandler
 
 from conftest import REPO, TINY_CELLS, notebook_json, run_cli, write_notebook
 
 BREAST_CANCER = REPO / "notebooks" / "breast_cancer.ipynb"
 FINAL = ("succeeded", "failed", "interrupted")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_workers() -> Iterator[None]:
+    """The server's inspect/export worker processes live as long as this process: stop them."""
+    yield
+    work.shutdown()
 
 
 @pytest.fixture(params=["default"])
@@ -407,7 +416,7 @@ async def test_run_over_rest_succeeds_with_metrics_and_mlflow(
     assert code == 200
     rejected = [
         ({"pipeline": "pipelines/breast_cancer", "params": {"Cc": 1}}, "did you mean `C`?"),
-        ({"pipeline": "pipelines/breast_cancer", "params": {"C": "big"}}, "is a float"),
+        ({"pipeline": "pipelines/breast_cancer", "params": {"C": "big"}}, "must be a number"),
         ({"pipeline": "pipelines/breast_cancer", "steps": ["train"]}, "no step `train`"),
         ({"pipeline": "notebooks"}, "no exported pipeline here"),
     ]
@@ -528,3 +537,175 @@ async def test_queued_and_never_started_runs(jp_fetch: Any, root: Path) -> None:
         "20261122-074522-0000002",
         "20261122-074521-0000001",
     ]
+
+
+# --- hostile input (issue 9, item 11) -----------------------------------------------------------
+async def test_long_paths_are_400_not_500(jp_fetch: Any, root: Path) -> None:
+    long_name = "a" * 5000
+    for path in (long_name, f"notebooks/{long_name}.ipynb", "/".join(["abc"] * 1500)):
+        for method, route, body, params in (
+            ("GET", "inspect", None, {"path": path}),
+            ("POST", "inspect", {"path": path, "content": notebook_json(["x = 1"])}, None),
+            ("POST", "export", {"path": path}, None),
+            ("POST", "runs", {"pipeline": path}, None),
+        ):
+            code, reply = await call(jp_fetch, method, route, body, params)
+            assert code == 400, (route, path[:20], reply)
+            assert "too long" in reply["message"] and "Fix:" in reply["message"], reply
+            assert len(reply["message"]) < 400  # the path is not echoed in full
+    code, reply = await call(jp_fetch, "GET", "runs", params={"pipeline": long_name})
+    assert code == 200 and reply == {"runs": []}
+
+
+async def test_deeply_nested_bodies_are_400(jp_fetch: Any, root: Path) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    inner: Any = 1
+    for _ in range(500):  # parses, but nests far deeper than any notebook or parameter
+        inner = {"a": inner}
+    cell_metadata = notebook_json(["x = 1"])
+    cell_metadata["cells"][0]["metadata"]["deep"] = inner
+    for route, raw in (
+        ("inspect", deep),
+        ("export", deep),
+        ("runs", deep),
+        ("inspect", json.dumps({"path": "notebooks/tiny.ipynb", "content": cell_metadata})),
+        ("runs", json.dumps({"pipeline": "pipelines/tiny", "params": {"flags": inner}})),
+    ):
+        data = raw.encode() if isinstance(raw, str) else raw
+        code, reply = await call(jp_fetch, "POST", route, raw=data)
+        assert code == 400, (route, reply)
+        assert "nested more than" in reply["message"] and "Fix:" in reply["message"], reply
+
+
+async def test_nan_and_infinity_parameters_are_refused(jp_fetch: Any, root: Path) -> None:
+    code, _ = await call(jp_fetch, "POST", "export", {"path": "notebooks/tiny.ipynb"})
+    assert code == 200
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        raw = b'{"pipeline": "pipelines/tiny", "params": {"factor": ' + constant + b"}}"
+        code, reply = await call(jp_fetch, "POST", "runs", raw=raw)
+        assert code == 400, reply
+        assert constant.lstrip(b"-").decode() in reply["message"], reply
+        assert "not JSON" in reply["message"] and "Fix:" in reply["message"], reply
+    for value in (b"1e999", b"[1, -1e999]"):
+        raw = b'{"pipeline": "pipelines/tiny", "params": {"flags": ' + value + b"}}"
+        code, reply = await call(jp_fetch, "POST", "runs", raw=raw)
+        assert code == 400, reply
+        assert reply["message"].startswith("`params.flags` must be a finite number"), reply
+    assert not (root / ".nb2prod").exists()  # nothing was started
+
+
+async def test_oversized_requests_are_413(jp_fetch: Any, root: Path) -> None:
+    content = notebook_json(["x = 1", "#md " + "y" * (9 * 2**20)])
+    body = {"path": "notebooks/tiny.ipynb", "content": content}
+    code, reply = await call(jp_fetch, "POST", "inspect", body)
+    assert code == 413, reply
+    assert "at most 8 MiB" in reply["message"] and "Fix:" in reply["message"]
+    code, reply = await call(jp_fetch, "POST", "runs", {"pipeline": "p", "x": "y" * 2**24})
+    assert code == 413, reply
+
+
+async def test_server_answers_while_a_large_inspect_runs(jp_fetch: Any, root: Path) -> None:
+    # One long cell: parsing it holds the GIL for seconds in a single C call, so no thread of
+    # the server's process may do it (parsing alone takes seconds here; 300 kB, under the cap).
+    source = "x = [" + ", ".join(["0"] * 100_000) + "]\nscore = len(x)"
+    content = notebook_json([(source, ["training", "metrics"])])
+    body = {"path": "notebooks/tiny.ipynb", "content": content}
+    inspect = asyncio.ensure_future(call(jp_fetch, "POST", "inspect", body))
+    waits = []
+    while not inspect.done():
+        t0 = time.perf_counter()
+        response = await jp_fetch("api", "status")
+        waits.append(time.perf_counter() - t0)
+        assert response.code == 200
+        await asyncio.sleep(0.05)
+    code, plan = await inspect
+    assert code == 200, plan
+    assert [s["name"] for s in plan["steps"]] == ["training"]
+    assert len(waits) >= 5, waits  # the inspect took a while, and the server kept answering
+    assert max(waits) < 0.5, sorted(waits)[-5:]
+
+
+# --- manifests the server must not trust (issue 9, item 10) -------------------------------------
+async def test_runs_refuse_a_manifest_that_escapes_its_version(jp_fetch: Any, root: Path) -> None:
+    code, _ = await call(jp_fetch, "POST", "export", {"path": "notebooks/tiny.ipynb"})
+    assert code == 200
+    manifest_path = root / "pipelines" / "tiny" / "v1" / "pipeline.yaml"
+    original = manifest_path.read_text()
+    (root / "evil.py").write_text("# %%\nopen('PWNED', 'w').close()\n")
+
+    def escape_module(m: dict[str, Any]) -> str:
+        m["steps"][1]["module"] = "../../../evil.py"
+        return "../../../evil.py"
+
+    def escape_name(m: dict[str, Any]) -> str:
+        text = json.dumps(m).replace('"training"', '"../../x"')
+        m.clear()
+        m.update(json.loads(text))
+        return "../../x"
+
+    for tamper in (escape_module, escape_name):
+        manifest = yaml.safe_load(original)
+        bad = tamper(manifest)
+        manifest_path.chmod(0o644)
+        manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        code, reply = await call(jp_fetch, "POST", "runs", {"pipeline": "pipelines/tiny"})
+        assert code in (400, 409, 422), (tamper.__name__, code, reply)
+        message = reply["message"]
+        assert bad in message or "pipeline.yaml" in message, message
+        assert str(root) not in message and "Fix:" in message, message
+        assert not (root / ".nb2prod").exists() and not (root / "PWNED").exists()
+    assert not (root / "x").exists() and not (root.parent / "x").exists()
+
+
+# --- errors worded for a REST caller (issue 9, item 30) -----------------------------------------
+async def test_rest_errors_name_the_json_field_and_never_a_flag(jp_fetch: Any, root: Path) -> None:
+    cells = [("C = 1.0\nkernel = 'rbf'", ["parameters"]), ("score = C", ["training", "metrics"])]
+    write_notebook(root / "notebooks" / "svm.ipynb", cells)
+    code, _ = await call(jp_fetch, "POST", "export", {"path": "notebooks/svm.ipynb"})
+    assert code == 200
+    cases = [
+        (
+            {"C": "big"},
+            '`params.C` must be a number (default 1.0), but got the string "big". '
+            'Fix: send a number, e.g. {"params": {"C": 1.0}}',
+        ),
+        (
+            {"c": 0.1},
+            "`params.c`: this pipeline has no parameter `c`. Fix: did you mean `C`? "
+            'e.g. {"params": {"C": 0.1}}',
+        ),
+        (
+            {"kernel": 3},
+            '`params.kernel` must be a string (default "rbf"), but got the number 3. '
+            'Fix: send a string, e.g. {"params": {"kernel": "rbf"}}',
+        ),
+    ]
+    messages = []
+    for params, expected in cases:
+        code, reply = await call(
+            jp_fetch, "POST", "runs", {"pipeline": "pipelines/svm", "params": params}
+        )
+        assert code == 400 and reply["message"] == expected, reply
+        messages.append(reply["message"])
+    code, reply = await call(jp_fetch, "POST", "runs", {"pipeline": "notebooks"})
+    assert code == 400 and "no exported pipeline here" in reply["message"], reply
+    assert "POST /nb2prod/export" in reply["message"]
+    messages.append(reply["message"])
+    code, reply = await call(
+        jp_fetch, "POST", "export", {"path": "notebooks/tiny.ipynb", "name": "Feature-Importance"}
+    )
+    assert code == 422 and '{"name": "feature_importance"}' in reply["message"], reply
+    messages.append(reply["message"])
+    for message in messages:
+        assert not re.search(r"(^|\s)--?[a-z]", message), message  # no -p, --name, ...
+        assert "nb2prod " not in message and "parameter C:" not in message, message
+
+
+def test_a_dead_worker_is_a_503_and_the_next_request_gets_a_fresh_one() -> None:
+    async def scenario() -> None:
+        with pytest.raises(ApiError) as info:
+            await work.run(os._exit, 1)  # the worker dies mid-request, as on running out of memory
+        assert info.value.status_code == 503 and "Fix: try again" in info.value.message
+        assert await work.run(len, "abc") == 3
+
+    asyncio.run(scenario())

@@ -2,8 +2,13 @@
 
 Every method is ``@tornado.web.authenticated`` (a logged-in user or a valid token) and
 ``@authorized`` (jupyter_server's authorizer allows the action on resource ``nb2prod``):
-reading is ``read``, exporting ``write``, starting a run ``execute``. The core functions do
-file and CPU work, so they run in a worker thread, never on the server's event loop.
+reading is ``read``, exporting ``write``, starting a run ``execute``. Nothing slow runs on the
+server's event loop: file work runs in a thread, and analysing notebooks (inspect, export),
+which holds the GIL, in a worker process (:mod:`.work`).
+
+Request bodies are JSON objects of at most :data:`MAX_BODY_BYTES`, nested at most
+:data:`MAX_DEPTH` levels, without ``NaN`` or ``Infinity`` (which Python's JSON reader would
+otherwise accept and run.json could then not hold).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from . import notebooks, runs
+from . import notebooks, runs, work
 from .errors import ApiError
 from .paths import Root
 
 AUTH_RESOURCE = "nb2prod"
 LAUNCHER = "nb2prod_launcher"  # the web app setting holding this server's Launcher
 RUN_ID = r"(?P<run_id>[^/]+)"
+MAX_BODY_BYTES = 8 * 2**20  # a notebook's code and Markdown; the UI leaves outputs out
+MAX_DEPTH = 64  # nbformat needs about 6 levels; cell metadata and parameters a few more
 
 
 class Nb2prodHandler(APIHandler):
@@ -37,14 +44,18 @@ class Nb2prodHandler(APIHandler):
     def root(self) -> Root:
         return Root(self.contents_manager)
 
-    def json_body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the request body is not valid JSON ({exc}).") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object.")
-        return body
+    async def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object; see the module docs for what is refused."""
+        raw = self.request.body or b"{}"
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(
+                413,
+                f"the request body is {len(raw) / 2**20:.1f} MiB; nb2prod takes at most "
+                f"{MAX_BODY_BYTES // 2**20} MiB per request. Fix: leave cell outputs and "
+                "attachments out of `content` (a plan needs only the cells' source), or save "
+                "the notebook and use GET /nb2prod/inspect?path=...",
+            )
+        return await asyncio.to_thread(parse_body, raw)
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -57,6 +68,58 @@ class Nb2prodHandler(APIHandler):
             self.finish(json.dumps({"message": exc.message, **exc.extra}, default=str))
             return
         super().write_error(status_code, **kwargs)
+
+
+class _NotJson(ValueError):
+    def __init__(self, constant: str) -> None:
+        super().__init__(constant)
+        self.constant = constant
+
+
+def _refuse_constant(constant: str) -> Any:
+    raise _NotJson(constant)
+
+
+def _depth(data: Any) -> int:
+    """How deeply ``data`` nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+            stack.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """A request body: one JSON object, finite numbers only, at most MAX_DEPTH levels deep."""
+    too_deep = ApiError(
+        400,
+        f"the request body is nested more than {MAX_DEPTH} levels deep. Fix: send flatter "
+        "JSON; no notebook or parameter needs that much nesting.",
+    )
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except _NotJson as exc:
+        raise ApiError(
+            400,
+            f"the request body is not valid JSON: `{exc.constant}` is not JSON (JSON has no "
+            "NaN or infinities, and run records must stay JSON). Fix: send a finite number, "
+            "or null.",
+        ) from None
+    except RecursionError:
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON ({exc}).") from None
+    if _depth(body) > MAX_DEPTH:
+        raise too_deep
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object.")
+    return body
 
 
 def _finite(data: Any) -> Any:
@@ -75,27 +138,33 @@ class InspectHandler(Nb2prodHandler):
     @authorized("read")
     async def get(self) -> None:
         path = self.get_query_argument("path", None)
-        self.reply(await asyncio.to_thread(notebooks.inspect, self.root, path))
+        os_path = await asyncio.to_thread(self.root.resolve, path)
+        self.reply(await work.run(notebooks.inspect_file, os_path, str(path)))
 
     @tornado.web.authenticated
     @authorized("read")  # plans the editor's content; writes nothing
     async def post(self) -> None:
-        body = self.json_body()
+        body = await self.json_body()
         if "content" not in body:
             raise ApiError(400, "`content` is missing: send the notebook's JSON.")
+        path = body.get("path")
+        os_path = await asyncio.to_thread(self.root.resolve, path)
         content = body["content"]
-        self.reply(await asyncio.to_thread(notebooks.inspect, self.root, body.get("path"), content))
+        if not isinstance(content, dict):
+            raise ApiError(400, "`content` must be a notebook (a JSON object).")
+        self.reply(await work.run(notebooks.inspect_content, content, os_path, str(path)))
 
 
 class ExportHandler(Nb2prodHandler):
     @tornado.web.authenticated
     @authorized("write")
     async def post(self) -> None:
-        body = self.json_body()
+        body = await self.json_body()
         root = self.root
-        self.reply(
-            await asyncio.to_thread(notebooks.export, root, body.get("path"), body.get("name"))
-        )
+        name = notebooks.check_export_name(body.get("name"))
+        path = body.get("path")
+        os_path = await asyncio.to_thread(root.resolve, path)
+        self.reply(await work.run(notebooks.export_file, root.path, os_path, str(path), name))
 
 
 class RunsHandler(Nb2prodHandler):
@@ -112,7 +181,7 @@ class RunsHandler(Nb2prodHandler):
     @tornado.web.authenticated
     @authorized("execute")  # a run executes the pipeline's code
     async def post(self) -> None:
-        body = self.json_body()
+        body = await self.json_body()
         root = self.root
         request = await asyncio.to_thread(runs.check_request, root, body)
         launcher: runs.Launcher = self.settings[LAUNCHER]

@@ -6,7 +6,8 @@ started in the server's root folder and in a session of its own. The server keep
 a run in memory that it cannot rebuild: ``<home>/jobs/<id>.json`` records that the run was asked
 for (and its process id), ``<home>/runs/<id>/run.json`` is the runner's own record. A restarted
 server therefore answers for every run, and one whose process died without finishing its record
-is reported as ``interrupted`` instead of ``running`` forever.
+is reported as ``interrupted`` instead of ``running`` forever. Reading runs back is
+:mod:`nb2prod.run_index`, the same reader ``nb2prod runs`` uses.
 
 ``<home>`` is ``<root>/.nb2prod`` (``$NB2PROD_HOME`` if set, relative to the root), the same run
 folder ``nb2prod run`` uses when started in the root.
@@ -18,7 +19,6 @@ run processes, so none is left a zombie.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -26,66 +26,25 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .. import run_index
 from ..errors import Nb2prodError
+from ..run_index import JOBS, RUNS
 from .errors import ApiError
 from .paths import Root, inside
-
-JOBS = "jobs"
-RUNS = "runs"
-ACTIVE = ("queued", "running")
-STARTUP_GRACE = 60.0  # seconds a job may go without a recorded process id before it is failed
 
 
 def runs_home(root: Path) -> Path:
     """The folder that holds ``runs/`` and ``jobs/``: as ``nb2prod run`` started in ``root``."""
-    return root / os.environ.get("NB2PROD_HOME", ".nb2prod")
+    return run_index.runs_home(root)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", "utf-8")
     os.replace(tmp, path)  # readers never see half a file
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _epoch(stamp: object) -> float | None:
-    if not isinstance(stamp, str):
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    return None
-
-
-def process_alive(pid: object, since: float | None = None) -> bool:
-    """Whether process ``pid`` still runs (a zombie does not), and is the one started by then.
-
-    ``since`` (epoch seconds) guards against a reused process id: a process created well after
-    the run started is another program.
-    """
-    import psutil
-
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return since is None or proc.create_time() <= since + 5
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:  # exists, but we may not look at it: assume it is the runner
-        return True
 
 
 # --- starting ------------------------------------------------------------------------------------
@@ -101,51 +60,98 @@ class RunRequest:
 
 def _coerce(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """JSON has one number type: 1 for a float parameter means 1.0 (and the same cache key)."""
-    return {
-        k: float(v)
-        if isinstance(defaults.get(k), float) and type(v) is int and not isinstance(v, bool)
-        else v
-        for k, v in params.items()
-    }
+    out = {}
+    for key, value in params.items():
+        if isinstance(defaults.get(key), float) and type(value) is int:
+            try:
+                value = float(value)
+            except OverflowError:  # a 400-digit integer: no float holds it
+                raise ApiError(
+                    400,
+                    f"`params.{key}` is too large for a number. Fix: send a smaller number, "
+                    f"e.g. {json.dumps({'params': {key: defaults[key]}})}",
+                ) from None
+        out[key] = value
+    return out
+
+
+def _version_dir(root: Root, api_path: str, pipeline_dir: Path) -> Path:
+    """The version a run request names; the checks the CLI makes, worded for a JSON caller."""
+    from ..export import VERSION_DIR, versions
+
+    if VERSION_DIR.match(pipeline_dir.name):
+        version_dir = pipeline_dir
+        if not (version_dir / "pipeline.yaml").is_file():
+            raise ApiError(
+                404,
+                f"`pipeline` {api_path!r} is not an exported version (it has no pipeline.yaml). "
+                "Fix: choose a version that GET /nb2prod/pipelines lists.",
+            )
+    else:
+        found = versions(pipeline_dir)
+        if not found:
+            raise ApiError(
+                400,
+                f"`pipeline` {api_path!r}: no exported pipeline here. Fix: pass "
+                '"pipelines/<name>" (or "pipelines/<name>/vN") after exporting a notebook '
+                "with POST /nb2prod/export.",
+            )
+        version_dir = pipeline_dir / f"v{found[-1]}"
+    if not inside(version_dir, root.path):
+        raise ApiError(403, "`pipeline` links outside the server's root folder.")
+    return version_dir
+
+
+def _check_params(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    from ..overrides import ParameterError, effective_params
+
+    params = _coerce(defaults, params)
+    try:
+        effective_params(defaults, params=params)
+    except ParameterError as exc:
+        raise ApiError(400, exc.for_request("params")) from None
+    return params
 
 
 def check_request(root: Root, body: dict[str, Any]) -> RunRequest:
-    """Validate a ``POST /nb2prod/runs`` body; raises ApiError with the CLI's messages."""
-    from ..overrides import effective_params
-    from ..pipeline import load_pipeline, resolve_version
+    """Validate a ``POST /nb2prod/runs`` body, as ``nb2prod run`` would before it starts.
+
+    Raises ApiError: 400 for a bad field, 403/404 for the pipeline's path, 422 for a version
+    that cannot run (an incomplete or unsafe pipeline.yaml, files edited since export).
+    """
+    from ..pipeline import load_pipeline
 
     params = body.get("params", {})
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise ApiError(400, '`params` must be an object, e.g. {"C": 0.1}.')
+        raise ApiError(400, '`params` must be an object, e.g. {"params": {"C": 0.1}}.')
     steps = body.get("steps")
     if steps is not None and (
         not isinstance(steps, list) or not all(isinstance(s, str) for s in steps)
     ):
-        raise ApiError(400, '`steps` must be a list of step names, e.g. ["training"].')
+        raise ApiError(400, '`steps` must be a list of step names, e.g. {"steps": ["training"]}.')
     if steps == []:
         raise ApiError(400, "`steps` is empty. Fix: leave it out to run every step.")
     no_cache = body.get("no_cache", False)
     if not isinstance(no_cache, bool):
         raise ApiError(400, "`no_cache` must be true or false.")
-    pipeline_dir = root.resolve(body.get("pipeline"), "pipeline", kind="dir")
+    api_path = body.get("pipeline")
+    pipeline_dir = root.resolve(api_path, "pipeline", kind="dir")
+    assert isinstance(api_path, str)  # resolve refuses anything else
+    version_dir = _version_dir(root, api_path, pipeline_dir)
     try:
-        version_dir = resolve_version(pipeline_dir)
-        if not inside(version_dir, root.path):
-            raise ApiError(403, "`pipeline` links outside the server's root folder.")
-        spec = load_pipeline(version_dir)
-        params = _coerce(spec.defaults, params)
-        effective_params(spec.defaults, params=params)
+        spec = load_pipeline(version_dir)  # validates the manifest and the version's files
     except Nb2prodError as exc:
-        message = exc.message.replace(str(pipeline_dir), str(body.get("pipeline")))
-        raise ApiError(400, message) from None
+        shown = root.relative(version_dir) or api_path
+        raise ApiError(422, exc.message.replace(str(version_dir), shown)) from None
+    params = _check_params(spec.defaults, params)
     names = [s.name for s in spec.steps]
     unknown = [s for s in steps or [] if s not in names]
     if unknown:
         raise ApiError(
             400,
-            f"`steps`: no step `{unknown[0]}` in {spec.name} v{spec.version}. "
+            f"`steps`: no step `{unknown[0][:60]}` in {spec.name} v{spec.version}. "
             f"Fix: choose from {', '.join(names)}.",
         )
     return RunRequest(
@@ -215,9 +221,7 @@ class Launcher:
 
 # --- reading -------------------------------------------------------------------------------------
 def check_id(run_id: str) -> str:
-    from ..runner import RUN_ID_RE
-
-    if not RUN_ID_RE.fullmatch(run_id):
+    if not run_index.RUN_ID_RE.fullmatch(run_id):
         raise ApiError(
             400,
             f"`{run_id[:40]}` is not a run id (like 20261122-074521-604c3f1). Fix: use the "
@@ -239,93 +243,21 @@ def _paths(root: Root, home: Path, run_id: str, data: dict[str, Any]) -> dict[st
     return data
 
 
-def _from_record(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    alive = process_alive(data.get("pid"), _epoch(data.get("started_at")))
-    if data.get("status") in ACTIVE and not alive:
-        data = _read_json(path) or data  # it may have finished between the two reads
-        if data.get("status") in ACTIVE:
-            data["status"] = "interrupted"
-            data["note"] = (
-                f"the run's process (pid {data.get('pid')}) ended without finishing its "
-                "record: it was killed, or the machine restarted. Steps that had not finished "
-                "are shown as interrupted. Fix: start the run again; finished steps are reused."
-            )
-            for step in (data.get("steps") or {}).values():
-                if isinstance(step, dict) and step.get("state") in ACTIVE:
-                    step["state"] = "interrupted"
-    data["active"] = alive  # still working: running steps, or logging to MLflow
-    return data
-
-
-def _from_job(job: dict[str, Any], home: Path, run_id: str) -> dict[str, Any]:
-    since = job.get("requested_at")
-    since = since if isinstance(since, (int, float)) else None
-    pid = job.get("pid")
-    alive = process_alive(pid, since)
-    error_file = home / JOBS / f"{run_id}.error"
-    out: dict[str, Any] = {
-        "id": run_id,
-        "status": "queued",
-        "pipeline": job.get("pipeline"),
-        "version": job.get("version"),
-        "version_dir": job.get("version_dir"),
-        "params": job.get("params"),
-        "steps": {},
-        "active": alive,
-    }
-    if error_file.is_file():
-        out.update(status="failed", error=error_file.read_text("utf-8", "replace").strip())
-    elif not alive and (pid is not None or time.time() - (since or 0) > STARTUP_GRACE):
-        out.update(
-            status="failed",
-            error=f"the run's process (pid {pid}) ended before the run started. Fix: see its "
-            "log (the `log` path) and start the run again.",
-        )
-    return out
-
-
 def read_run(root: Root, run_id: str) -> dict[str, Any]:
-    """``run.json`` of a run, as it stands, with paths relative to the root; see module docs."""
+    """A run's record as a reader should believe it (see run_index), with paths from the root."""
     check_id(run_id)
     home = runs_home(root.path)
-    record = home / RUNS / run_id / "run.json"
-    data = _read_json(record)
+    data = run_index.read_run(home, run_id)
     if data is None:
-        job = _read_json(home / JOBS / f"{run_id}.json")
-        if job is None:
-            raise ApiError(404, f"no run {run_id} in {root.relative(home) or home}.")
-        data = _read_json(record)  # the runner may have written it meanwhile
-        data = _from_job(job, home, run_id) if data is None else _from_record(data, record)
-    else:
-        data = _from_record(data, record)
+        raise ApiError(404, f"no run {run_id} in {root.relative(home) or home}.")
     return _paths(root, home, run_id, data)
-
-
-def pipeline_name(text: str) -> str:
-    """``churn``, ``pipelines/churn`` and ``pipelines/churn/v2`` all name pipeline ``churn``."""
-    parts = [p for p in text.replace("\\", "/").split("/") if p]
-    if len(parts) > 1 and parts[-1][:1] == "v" and parts[-1][1:].isdigit():
-        parts.pop()
-    return parts[-1] if parts else ""
 
 
 def list_runs(root: Root, pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """Recent runs, newest first (queued ones included), optionally of one pipeline."""
-    from ..runner import RUN_ID_RE
-
     home = runs_home(root.path)
-    ids = {p.parent.name for p in (home / RUNS).glob("*/run.json")}
-    ids |= {p.stem for p in (home / JOBS).glob("*.json")}
-    name = pipeline_name(pipeline) if pipeline else None
-    out: list[dict[str, Any]] = []
-    for run_id in sorted((i for i in ids if RUN_ID_RE.fullmatch(i)), reverse=True):
-        with contextlib.suppress(ApiError):
-            data = read_run(root, run_id)
-            if name is None or data.get("pipeline") == name:
-                out.append(data)
-        if len(out) >= limit:
-            break
-    return out
+    found = run_index.list_runs(home, pipeline, limit)
+    return [_paths(root, home, str(data["id"]), data) for data in found]
 
 
 def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
@@ -335,13 +267,13 @@ def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
     data = read_run(root, run_id)
     record = (data.get("steps") or {}).get(step)
     if not isinstance(record, dict):
-        raise ApiError(404, f"run {run_id} has no step `{step}`.")
+        raise ApiError(404, f"run {run_id} has no step `{step[:60]}`.")
     home = runs_home(root.path)
     notebook = record.get("notebook")
     path = home / RUNS / run_id / str(notebook)
     if not notebook or not inside(path, home) or not path.is_file():
         raise ApiError(404, f"step `{step}` of run {run_id} has no executed notebook (yet).")
-    nb = _read_json(path)
+    nb = run_index.read_json(path)
     if nb is None:
         raise ApiError(409, f"the executed notebook of step `{step}` is being written; retry.")
     return nb

@@ -3,6 +3,15 @@
 The input is a run folder as the runner leaves it (``.nb2prod/runs/<run-id>/``): ``run.json``,
 ``config.yaml`` and, per step, ``steps/<step>/notebook.ipynb`` and ``steps/<step>/models/*.pkl``.
 
+Steps whose own code calls MLflow get their runs earlier: :meth:`Tracker.open_step` creates the
+parent run and the step's nested run just before the step runs, and returns the environment that
+makes MLflow's fluent API in the step's kernel resume that nested run. :meth:`Tracker.log_run`
+then reuses those runs, keeps what the step's code logged, and ends every run left RUNNING. For
+untracked runs, :func:`scratch_env` points such code at a throwaway store instead.
+
+Creating a SQLite store is serialized across processes (:func:`_store_lock`): MLflow's table
+creation is not safe against a second process doing the same at the same time.
+
 MLflow takes about 1.2 s to import, so it is never imported at module level.
 :meth:`Tracker.warm_store` and :meth:`Tracker.warm_models` import it ahead of time (the tracking
 worker calls them while the pipeline's steps run; see :mod:`nb2prod.tracking_worker`), and
@@ -31,8 +40,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-__all__ = ["DEFAULT_TRACKING_URI", "Tracker", "TrackingResult", "tracking_uri"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "OpenedRuns",
+    "Tracker",
+    "TrackingResult",
+    "scratch_env",
+    "tracking_uri",
+]
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 #: What MLflow 3 uses when nothing is configured (relative to the current directory).
@@ -62,6 +79,8 @@ STEP_STATUS = {
     "interrupted": "KILLED",
 }
 MODEL_EXT = ".pkl"
+#: How long a process waits for another one creating the same SQLite store before going ahead.
+STORE_LOCK_TIMEOUT = 300.0
 
 _LOG_LOCK = threading.Lock()
 _NAME_OK = re.compile(r"[^\w\-. /:]")
@@ -97,6 +116,36 @@ class TrackingError(Exception):
 
 
 @dataclass
+class OpenedRuns:
+    """The MLflow runs :meth:`Tracker.open_step` created for one pipeline run before it ended.
+
+    ``uri`` is absolute (step kernels run in the notebook's folder); ``steps`` maps a step's
+    name to its nested run. :meth:`Tracker.log_run` reuses these runs instead of creating them.
+    """
+
+    uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str  # nb2prod's run id, which tags every run of it
+    parent_run_id: str
+    steps: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OpenedRuns:
+        return cls(
+            uri=str(data["uri"]),
+            experiment=str(data["experiment"]),
+            experiment_id=str(data["experiment_id"]),
+            run_id=str(data["run_id"]),
+            parent_run_id=str(data["parent_run_id"]),
+            steps={str(k): str(v) for k, v in (data.get("steps") or {}).items()},
+        )
+
+
+@dataclass
 class _Progress:
     """What has been created so far, so a failure can report it and close open runs."""
 
@@ -118,6 +167,10 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, models: bool = True) -> None:
         self.tracking_uri = tracking_uri or None
         self.models = models
+        # Per run folder: the runs open_step created, or that opening them failed (log_run
+        # then tries again and reports why).
+        self.opened: dict[str, OpenedRuns] = {}
+        self._open_failed: set[str] = set()
 
     def warm_store(self) -> None:
         """Import MLflow and open a local store (MLflow caches it, so log_run finds it open).
@@ -133,7 +186,7 @@ class Tracker:
         with contextlib.suppress(Exception), _quiet_mlflow_logs():
             uri = self.tracking_uri or mlflow.get_tracking_uri()
             if not _is_http(uri):  # a server is checked for reachability first, in log_run
-                mlflow.MlflowClient(tracking_uri=uri)
+                _client(mlflow, uri)
 
     def warm_models(self) -> None:
         """Import what logging a scikit-learn model needs."""
@@ -153,11 +206,66 @@ class Tracker:
         """The configured URI, as far as it is known without importing MLflow."""
         return self.tracking_uri or tracking_uri()
 
-    def log_run(self, run_dir: Path) -> TrackingResult:
-        """Log ``run_dir`` to MLflow. Never raises; failures come back with ``ok=False``."""
+    def open_step(self, run_dir: Path, step: str) -> dict[str, str]:
+        """Create the MLflow runs of ``step`` before it runs; return its kernel's environment.
+
+        The first call for a run folder creates the experiment and the parent run (from
+        ``run.json``), every call the step's nested run. The environment makes MLflow's fluent
+        API in the step's kernel resume that nested run (``MLFLOW_RUN_ID``), start any further
+        run nested under it (``MLFLOW_RUN_CONTEXT``), in the pipeline's experiment, at an
+        absolute tracking URI, and print no "View run" links. ``{}`` when tracking is not
+        possible: :meth:`log_run` tries again and reports why. Never raises.
+        """
+        key = _run_key(run_dir)
+        if key in self._open_failed:
+            return {}
+        try:
+            record = _read_record(Path(run_dir))
+            mlflow = _import_mlflow(models=False)
+            if _is_http(self.uri) and key not in self.opened:
+                _check_reachable(self.uri, Path(run_dir))
+            with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with _use_uri(mlflow, self.tracking_uri):
+                    uri = mlflow.get_tracking_uri()
+                    progress = _Progress(client=_client(mlflow, uri))
+                    logger = _RunLogger(mlflow, progress, Path(run_dir), record)
+                    opened = self.opened.get(key)
+                    if opened is None:
+                        opened = self.opened[key] = logger.open_parent(_absolute_uri(uri))
+                    if step not in opened.steps:
+                        opened.steps[step] = logger.open_step(opened, step)
+            return _step_env(opened, step, record)
+        except Exception:  # noqa: BLE001 - log_run reports the failure
+            self._open_failed.add(key)
+            return {}
+
+    def abandon(self) -> None:
+        """End every run :meth:`open_step` created as KILLED: the run ended without log_run."""
+        if not self.opened:
+            return
+        with contextlib.suppress(Exception):
+            mlflow = _import_mlflow(models=False)
+            with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for opened in self.opened.values():
+                    with contextlib.suppress(Exception):
+                        client = _client(mlflow, opened.uri)
+                        _end_code_runs(client, opened, {}, "KILLED")
+                        for run_id in [*opened.steps.values(), opened.parent_run_id]:
+                            client.set_terminated(run_id, "KILLED")
+        self.opened.clear()
+
+    def log_run(self, run_dir: Path, opened: OpenedRuns | None = None) -> TrackingResult:
+        """Log ``run_dir`` to MLflow. Never raises; failures come back with ``ok=False``.
+
+        Runs created by :meth:`open_step` (in this tracker, or ``opened`` from another process)
+        are reused, not created again.
+        """
         run_dir = Path(run_dir)
         uri = self.uri
         progress = _Progress()
+        opened = self.opened.pop(_run_key(run_dir), None) or opened
         try:
             record = _read_record(run_dir)
             progress.experiment = str(record.get("pipeline") or "")
@@ -170,8 +278,8 @@ class Tracker:
                 with _use_uri(mlflow, self.tracking_uri):
                     uri = mlflow.get_tracking_uri()
                     try:
-                        progress.client = mlflow.MlflowClient(tracking_uri=uri)
-                        _RunLogger(mlflow, progress, run_dir, record).log()
+                        progress.client = _client(mlflow, uri)
+                        _RunLogger(mlflow, progress, run_dir, record, opened).log()
                     except BaseException as exc:
                         # Still under the short HTTP limits: mark what was created as failed.
                         _close_open_runs(progress, isinstance(exc, KeyboardInterrupt))
@@ -262,6 +370,144 @@ def _quiet_mlflow_logs() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+# --- stores and step environments ------------------------------------------------------------
+
+
+def _run_key(run_dir: Path) -> str:
+    return str(Path(run_dir).resolve())
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the current directory or absolute)."""
+    if not uri.lower().startswith("sqlite:///"):
+        return None
+    raw = unquote(uri[len("sqlite:///") :].partition("?")[0])
+    return None if raw in ("", ":memory:") else Path(raw)
+
+
+def _absolute_uri(uri: str) -> str:
+    """``uri`` with a local store's path made absolute: step kernels run in another folder."""
+    path = _sqlite_path(uri)
+    if path is not None:
+        query = uri.partition("?")[2]
+        return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
+    if not urlparse(uri).scheme:  # a plain folder (MLflow's file store)
+        return Path(uri).resolve().as_uri()
+    return uri
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold ``<database>.lock`` (beside a local SQLite store) while the block opens the store.
+
+    MLflow creates a new database's tables with alembic migrations, which break when two
+    processes run them at once (``table _alembic_tmp_experiments already exists``), leaving the
+    store unusable. The lock file is removed again by whoever holds it, so no file is left
+    behind; a process that locked a file removed meanwhile notices and tries again. When the
+    lock cannot be taken (a read-only folder), the block runs anyway and MLflow reports the
+    problem.
+    """
+    path = _sqlite_path(uri)
+    fd = _acquire(path.with_name(path.name + ".lock")) if path is not None else None
+    try:
+        yield
+    finally:
+        if fd is not None and path is not None:
+            # Unlink before unlocking: a waiter then finds its file gone and starts over.
+            with contextlib.suppress(OSError):
+                os.unlink(path.with_name(path.name + ".lock"))
+            os.close(fd)
+
+
+def _acquire(lock: Path) -> int | None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    deadline = time.monotonic() + STORE_LOCK_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError from None
+                    time.sleep(0.02)
+            mine, there = os.fstat(fd), os.stat(lock)
+            if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                return fd
+        except (OSError, TimeoutError):
+            pass  # removed by its holder meanwhile (FileNotFoundError), or waited too long
+        os.close(fd)
+    return None
+
+
+def _client(mlflow: Any, uri: str) -> Any:
+    """An MlflowClient for ``uri``; a local SQLite store is opened (created) under the lock.
+
+    MLflow keeps one store per URI in the process, so only the first client pays for this.
+    """
+    with _store_lock(uri):
+        return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def _step_env(opened: OpenedRuns, step: str, record: Mapping[str, Any]) -> dict[str, str]:
+    run_id = opened.steps[step]
+    # MLflow consumes MLFLOW_RUN_ID once: a run the step's code starts after the first one
+    # ended (a second `with mlflow.start_run()`, a log call after autolog ended its run) is
+    # created anew, and these tags make it a run nested under the step's run, findable when the
+    # run ends. Tags the user set for every run (MLFLOW_RUN_CONTEXT) are kept.
+    context: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        inherited = json.loads(os.environ.get("MLFLOW_RUN_CONTEXT") or "{}")
+        context = inherited if isinstance(inherited, dict) else {}
+    context.update(
+        {
+            "mlflow.parentRunId": run_id,
+            "nb2prod.pipeline": str(record.get("pipeline")),
+            "nb2prod.run_id": str(record.get("id")),
+            "nb2prod.step": step,
+        }
+    )
+    return {
+        "MLFLOW_TRACKING_URI": opened.uri,
+        "MLFLOW_EXPERIMENT_NAME": opened.experiment,
+        "MLFLOW_EXPERIMENT_ID": opened.experiment_id,
+        "MLFLOW_RUN_ID": run_id,
+        "MLFLOW_RUN_CONTEXT": json.dumps(context, sort_keys=True),
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
+
+
+def scratch_env(folder: Path) -> dict[str, str]:
+    """The environment of a step kernel in an untracked run: MLflow calls go to a throwaway store.
+
+    The store is a fresh folder inside ``folder`` (which the caller deletes after the run), in
+    MLflow's file format: creating it costs a few folders, not a SQLite schema, and parallel
+    steps each get their own. Never imports MLflow.
+    """
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    # A folder MLflow creates itself: only then does it add the "Default" experiment (id 0).
+    uri = (Path(tempfile.mkdtemp(prefix="mlflow-", dir=folder)) / "mlruns").as_uri()
+    return {
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_REGISTRY_URI": uri,  # registering a model must not reach a real registry either
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        # The store's own "Default" experiment, whatever the user's shell selects.
+        "MLFLOW_EXPERIMENT_NAME": "Default",
+        "MLFLOW_EXPERIMENT_ID": "0",
+        "MLFLOW_RUN_ID": "",  # MLflow treats an empty value as unset
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
 
 
 # --- reading the run folder --------------------------------------------------------------------
@@ -380,32 +626,35 @@ def _error_text(error: Any) -> str:
 
 class _RunLogger:
     def __init__(
-        self, mlflow: Any, progress: _Progress, run_dir: Path, record: dict[str, Any]
+        self,
+        mlflow: Any,
+        progress: _Progress,
+        run_dir: Path,
+        record: dict[str, Any],
+        opened: OpenedRuns | None = None,
     ) -> None:
         self.mlflow = mlflow
         self.progress = progress
         self.client = progress.client
         self.run_dir = run_dir
         self.record = record
+        self.opened = opened
         self.steps: dict[str, dict[str, Any]] = {
             str(k): v for k, v in (record.get("steps") or {}).items() if isinstance(v, dict)
         }
-
-    def log(self) -> None:
-        record, client = self.record, self.client
-        now = int(time.time() * 1000)
-        start = _ms(record.get("started_at")) or now
-        end = max(_ms(record.get("finished_at")) or now, start)
-        experiment_id = self._experiment(self.progress.experiment)
         pipeline, version, run_id = record["pipeline"], record.get("version"), record["id"]
-        common = {
+        self.common = {
             "nb2prod.pipeline": pipeline,
             "nb2prod.version": version,
             "nb2prod.run_id": run_id,
         }
+        self.run_name = f"{pipeline} v{version} {run_id}"
+
+    def _parent_tags(self) -> dict[str, Any]:
+        record = self.record
         cached = [n for n, s in self.steps.items() if s.get("state") == "cached"]
         tags = {
-            **common,
+            **self.common,
             "nb2prod.notebook": record.get("notebook"),
             "nb2prod.notebook_sha256": record.get("notebook_sha256"),
             "nb2prod.cached_steps": ",".join(cached),
@@ -421,15 +670,70 @@ class _RunLogger:
             import getpass
 
             tags["mlflow.user"] = getpass.getuser()
-        parent = client.create_run(
+        return tags
+
+    def _step_tags(self, parent_id: str, name: str, step: Mapping[str, Any]) -> dict[str, Any]:
+        state = str(step.get("state") or "")
+        tags: dict[str, Any] = {
+            "mlflow.parentRunId": parent_id,
+            **self.common,
+            "nb2prod.step": name,
+            "nb2prod.role": step.get("role"),
+            "nb2prod.cached": "true" if state == "cached" else "false",
+            "nb2prod.cached_from": step.get("cached_from") or "",
+            "nb2prod.state": state,
+        }
+        if step.get("error"):
+            tags["nb2prod.error"] = _error_text(step["error"])
+        return tags
+
+    def _create_run(
+        self, experiment_id: str, start: int, tags: Mapping[str, Any], name: str
+    ) -> str:
+        run = self.client.create_run(
             experiment_id,
             start_time=start,
             tags={_key(k): _tag_value(v) for k, v in tags.items()},
-            run_name=f"{pipeline} v{version} {run_id}",
+            run_name=name,
         )
-        parent_id = parent.info.run_id
+        return str(run.info.run_id)
+
+    # Before the run ends (Tracker.open_step) -----------------------------------------------------
+
+    def open_parent(self, uri: str) -> OpenedRuns:
+        """Create the experiment and the parent run, which stays RUNNING until log_run."""
+        experiment = self.progress.experiment = str(self.record["pipeline"])
+        experiment_id = self._experiment(experiment)
+        start = _ms(self.record.get("started_at")) or int(time.time() * 1000)
+        tags = {**self._parent_tags(), "nb2prod.status": "running"}
+        parent_id = self._create_run(experiment_id, start, tags, self.run_name)
+        return OpenedRuns(uri, experiment, experiment_id, str(self.record["id"]), parent_id)
+
+    def open_step(self, opened: OpenedRuns, name: str) -> str:
+        """Create the nested run of step ``name``, RUNNING until log_run ends it."""
+        step = {**self.steps.get(name, {}), "state": "running", "error": None}
+        tags = self._step_tags(opened.parent_run_id, name, step)
+        return self._create_run(opened.experiment_id, int(time.time() * 1000), tags, name)
+
+    # When the run has ended (Tracker.log_run) ----------------------------------------------------
+
+    def log(self) -> None:
+        record, client, opened = self.record, self.client, self.opened
+        now = int(time.time() * 1000)
+        start = _ms(record.get("started_at")) or now
+        end = max(_ms(record.get("finished_at")) or now, start)
+        tags = self._parent_tags()
+        if opened is not None:
+            experiment_id = self.progress.experiment_id = opened.experiment_id
+            parent_id = opened.parent_run_id
+            self.progress.open_runs.extend([parent_id, *opened.steps.values()])
+            client.log_batch(parent_id, tags=_tags(tags))
+            self._end_code_runs(opened)
+        else:
+            experiment_id = self._experiment(self.progress.experiment)
+            parent_id = self._create_run(experiment_id, start, tags, self.run_name)
+            self.progress.open_runs.append(parent_id)
         self.progress.parent_run_id = parent_id
-        self.progress.open_runs.append(parent_id)
         client.log_batch(
             parent_id,
             metrics=_metrics(record.get("metrics"), end),
@@ -439,16 +743,28 @@ class _RunLogger:
             staged = Path(tmp)
             notebooks = self._stage_notebooks(staged / "notebooks")
             for name, step in self.steps.items():
-                self._log_step(experiment_id, parent_id, common, name, step, notebooks, start)
+                self._log_step(experiment_id, parent_id, name, step, notebooks, start)
             for name in ("run.json", "config.yaml"):
                 if (self.run_dir / name).is_file():
                     client.log_artifact(parent_id, str(self.run_dir / name))
             if notebooks:
                 client.log_artifacts(parent_id, str(staged / "notebooks"), "notebooks")
+        for name, child_id in (opened.steps if opened is not None else {}).items():
+            if name not in self.steps:  # opened, yet not in run.json: it never really ran
+                client.set_terminated(child_id, "KILLED", end_time=end)
+                self.progress.open_runs.remove(child_id)
         client.set_terminated(
             parent_id, RUN_STATUS.get(str(record.get("status")), "FAILED"), end_time=end
         )
         self.progress.open_runs.remove(parent_id)
+
+    def _end_code_runs(self, opened: OpenedRuns) -> None:
+        """End the runs the steps' own code started and left RUNNING, as their step ended."""
+        statuses = {
+            name: STEP_STATUS.get(str(step.get("state") or ""), "KILLED")
+            for name, step in self.steps.items()
+        }
+        _end_code_runs(self.client, opened, statuses, "KILLED")
 
     def _experiment(self, name: str) -> str:
         client = self.client
@@ -489,7 +805,6 @@ class _RunLogger:
         self,
         experiment_id: str,
         parent_id: str,
-        common: Mapping[str, Any],
         name: str,
         step: Mapping[str, Any],
         notebooks: Mapping[str, Path],
@@ -500,28 +815,24 @@ class _RunLogger:
         start = _ms(step.get("started_at")) or run_start
         duration = _number(step.get("duration")) or 0.0
         end = start + int(max(duration, 0.0) * 1000)
-        tags: dict[str, Any] = {
-            "mlflow.parentRunId": parent_id,
-            **common,
-            "nb2prod.step": name,
-            "nb2prod.role": step.get("role"),
-            "nb2prod.cached": "true" if state == "cached" else "false",
-            "nb2prod.cached_from": step.get("cached_from") or "",
-            "nb2prod.state": state,
-        }
-        if step.get("error"):
-            tags["nb2prod.error"] = _error_text(step["error"])
-        child = client.create_run(
-            experiment_id,
-            start_time=start,
-            tags={_key(k): _tag_value(v) for k, v in tags.items()},
-            run_name=name,
-        )
-        child_id = child.info.run_id
-        self.progress.open_runs.append(child_id)
-        client.log_batch(
-            child_id, metrics=_metrics(step.get("metrics"), end), params=_params(step.get("params"))
-        )
+        tags = self._step_tags(parent_id, name, step)
+        params = _params(step.get("params"))
+        metrics = _metrics(step.get("metrics"), end)
+        child_id = self.opened.steps.get(name) if self.opened is not None else None
+        if child_id is None:
+            child_id = self._create_run(experiment_id, start, tags, name)
+            self.progress.open_runs.append(child_id)
+            client.log_batch(child_id, metrics=metrics, params=params)
+        else:
+            # The step's own code logged to this run. What it logged stays as it is: MLflow
+            # refuses to change a param's value, and a metric's history is the user's. nb2prod
+            # adds only the keys the code did not log.
+            logged = client.get_run(child_id)
+            params = [p for p in params if p.key not in logged.data.params]
+            metrics = [m for m in metrics if m.key not in logged.data.metrics]
+            client.log_batch(child_id, metrics=metrics, params=params, tags=_tags(tags))
+            if logged.info.run_name != name:  # `start_run(run_name=...)` renamed it
+                client.update_run(child_id, name=name)
         if name in notebooks:
             client.log_artifact(child_id, str(notebooks[name]))
         model_tags: dict[str, str] = {}
@@ -612,6 +923,28 @@ def _sklearn_requirements() -> list[str]:
         except PackageNotFoundError:
             continue
     return pins
+
+
+def _end_code_runs(
+    client: Any, opened: OpenedRuns, statuses: Mapping[str, str], default: str
+) -> None:
+    """End the RUNNING runs that the steps' code started (they carry ``nb2prod.run_id``).
+
+    Step kernels are stopped without running MLflow's exit hook, which would end them. Each
+    gets its step's final status (``statuses``, by ``nb2prod.step``), else ``default``.
+    """
+    ours = {opened.parent_run_id, *opened.steps.values()}
+    query = f"tags.`nb2prod.run_id` = '{opened.run_id}' and attributes.status = 'RUNNING'"
+    token = None
+    while True:
+        page = client.search_runs([opened.experiment_id], query, page_token=token)
+        for run in page:
+            if run.info.run_id not in ours:
+                status = statuses.get(run.data.tags.get("nb2prod.step", ""), default)
+                client.set_terminated(run.info.run_id, status)
+        token = page.token
+        if not token:
+            return
 
 
 def _close_open_runs(progress: _Progress, interrupted: bool) -> None:

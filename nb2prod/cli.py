@@ -148,6 +148,16 @@ def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
                 f"Fix: nb2prod export {notebook} --out {out}",
                 err=True,
             )
+        elif result.edited:
+            failed = True
+            edited = "; ".join(str(e) for e in result.edited)
+            click.echo(
+                f"{notebook}: {result.name} v{result.latest} was edited by hand: {edited}. "
+                f"This is not a change to the notebook. Fix: restore {result.path} from version "
+                f"control, or copy the change into the notebook and run nb2prod export "
+                f"{notebook} --out {out}.",
+                err=True,
+            )
         elif result.up_to_date:
             click.echo(f"{notebook}: up to date with {result.name} v{result.latest}")
         else:
@@ -161,6 +171,17 @@ def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
             )
     if failed:
         sys.exit(1)
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(
+            f"{value:g} is not a positive number of seconds. Fix: e.g. --step-timeout 600, or "
+            "leave it out for no limit."
+        )
+    return value
 
 
 @main.command()
@@ -186,7 +207,13 @@ def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
     "--steps", metavar="S,...", help="Run only these steps; upstream results come from the cache."
 )
 @click.option("--no-cache", is_flag=True, help="Run every step, even unchanged ones.")
-@click.option("--step-timeout", type=float, metavar="SECONDS", help="Stop a step that runs longer.")
+@click.option(
+    "--step-timeout",
+    type=float,
+    metavar="SECONDS",
+    callback=lambda ctx, param, value: _positive_seconds(value),
+    help="Stop a step that runs longer (a positive number of seconds).",
+)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -215,7 +242,9 @@ def run(
     3 the run succeeded but could not be tracked, 130 interrupted.
     """
     import os
+    import time
 
+    started = time.monotonic()
     from .tracking_worker import TrackingWorker
 
     # Before anything else: MLflow's import in the worker is the floor of every tracked run.
@@ -246,7 +275,8 @@ def run(
         handle_signals=True,
         tracker=tracker,
     )
-    click.echo(run_text(result.record, result.path), err=result.exit_code not in (0,))
+    total = _seconds_since_start(time.monotonic() - started)
+    click.echo(run_text(result.record, result.path, total), err=result.exit_code not in (0,))
     if junit is not None:
         write_junit(result.record, junit)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -257,6 +287,19 @@ def run(
     sys.exit(result.exit_code)
 
 
+def _seconds_since_start(fallback: float) -> float:
+    """Wall time since this process started, Python's own start-up included: what the user
+    waited for. ``fallback``: the command's own time, should the process table not tell."""
+    try:
+        import time
+
+        import psutil
+
+        return max(fallback, time.time() - psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - a nicety; without it the total is a little short
+        return fallback
+
+
 @main.command()
 @click.argument("pipeline", required=False)
 @click.option("-n", "--limit", default=10, show_default=True, help="How many runs to show.")
@@ -264,9 +307,10 @@ def run(
 @_friendly
 def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
     """List recent runs (of PIPELINE, if given): status, duration, version, key metrics."""
-    from .runner import list_runs
+    from .run_index import list_runs, runs_home
 
-    rows = list_runs(pipeline, limit)
+    # The REST API's reader too: a run whose process was killed shows as interrupted.
+    rows = list_runs(runs_home(), pipeline, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -274,11 +318,15 @@ def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
         click.echo("No runs yet. Start one with: nb2prod run pipelines/<name>")
         return
     for r in rows:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in list((r.get("metrics") or {}).items())[:3])
+        metrics = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
+            for k, v in list((r.get("metrics") or {}).items())[:3]
+        )
         duration = r.get("duration")
-        shown = "" if duration is None else f"{duration:6.1f}s"
+        shown = "" if not isinstance(duration, (int, float)) else f"{duration:6.1f}s"
+        version = f"v{r.get('version')}"
         click.echo(
-            f"{r['id']}  {r['pipeline']} v{r['version']:<3} {r['status']:<11} {shown:>7}  {metrics}"
+            f"{r['id']}  {r.get('pipeline')} {version:<4} {r['status']:<11} {shown:>7}  {metrics}"
         )
 
 
@@ -287,17 +335,19 @@ def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_friendly
 def versions(pipeline: Path, as_json: bool) -> None:
-    """List the versions of PIPELINE (pipelines/<name>)."""
+    """List the versions of PIPELINE (pipelines/<name>, or just <name>)."""
     from .versions import list_versions, resolve_pipeline
 
-    rows = list_versions(resolve_pipeline(pipeline))
+    rows = list_versions(resolve_pipeline(pipeline, "nb2prod versions {}"))
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     for r in rows:
+        edited = f"  EDITED BY HAND: {'; '.join(r.edited)}" if r.edited else ""
         click.echo(
             f"v{r.version:<4} {r.created_at:<21} notebook {r.notebook_sha256[:12]}  "
             f"{len(r.steps)} steps ({', '.join(r.steps)}), {len(r.parameters)} parameters"
+            f"{edited}"
         )
 
 
@@ -307,10 +357,12 @@ def versions(pipeline: Path, as_json: bool) -> None:
 @click.argument("version_b", metavar="vB")
 @_friendly
 def diff(pipeline: Path, version_a: str, version_b: str) -> None:
-    """Show what changed between two versions of PIPELINE: steps, parameters, code."""
+    """Show what changed between two versions of PIPELINE (pipelines/<name>, or just <name>):
+    steps, parameters, code."""
     from .versions import diff_versions, resolve_pipeline
 
-    click.echo(diff_versions(resolve_pipeline(pipeline), version_a, version_b), nl=False)
+    usage = f"nb2prod diff {{}} {version_a} {version_b}"
+    click.echo(diff_versions(resolve_pipeline(pipeline, usage), version_a, version_b), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

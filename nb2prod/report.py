@@ -55,6 +55,8 @@ def plan_text(plan: Plan) -> str:
         metrics = sorted({m for c in s.metrics for m in c.names})
         if s.metrics:
             lines.append(f"       metrics: {', '.join(metrics) or '(the dict the cell ends with)'}")
+        if s.engine:
+            lines.append(f"       engine: {_engine(s.engine)}")
     lines += ["", "DAG"]
     if plan.edges:
         lines += [f"  {a} -> {b}" for a, b in plan.edges]
@@ -70,22 +72,70 @@ def plan_text(plan: Plan) -> str:
             f"Not in any step: {_cells(plan.unassigned)} "
             "(imports and definitions there are still used)",
         ]
-    lines += ["", "Problems"]
+    errors = len(plan.errors)
+    warnings = len(plan.problems) - errors
+    counts = [_plural(n, w) for n, w in ((errors, "error"), (warnings, "warning")) if n]
+    lines += ["", f"Problems ({', '.join(counts)})" if counts else "Problems"]
     if not plan.problems:
         lines.append("  none")
-    for problem in plan.problems:
+    for problem in plan.problems:  # errors first: they block export; warnings do not
         lines.append(f"  {problem.severity}: {problem.render(str(plan.notebook.path))}")
     return "\n".join(lines)
 
 
-def run_text(record: dict[str, Any], run_dir: Path) -> str:
-    """The end-of-run report: status, failures (a short paragraph each), metrics, where to look."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _engine(engine: dict[str, Any]) -> str:
+    """A step's Kale engine settings on one line: ``cache disabled, limit nvidia.com/gpu=1``."""
+    parts = []
+    for key, value in engine.items():
+        if isinstance(value, dict):
+            parts.append(f"{key} " + " ".join(f"{k}={v}" for k, v in value.items()))
+        elif isinstance(value, list):
+            parts.append(f"{key} " + " ".join(f"{x['env']}={x['name']}/{x['key']}" for x in value))
+        else:
+            parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def _timing(record: dict[str, Any], total: float | None) -> str:
+    """``in 8.9s (steps 5.6s, MLflow 3.1s, start-up 0.2s)``: the parts add up to what the user
+    waited, ``total`` being the command's own wall time when the caller measured it."""
+    steps = float(record.get("duration") or 0)
+    tracking = record.get("tracking") or {}
+    mlflow = float(tracking.get("duration") or 0) if tracking.get("state") == "done" else 0.0
+    if total is None:
+        total = steps + mlflow
+    parts = [f"steps {steps:.1f}s"]
+    if tracking:
+        parts.append(f"MLflow {mlflow:.1f}s")
+    rest = total - steps - mlflow
+    if rest >= 0.05:
+        parts.append(f"start-up {rest:.1f}s")
+    return f"in {total:.1f}s ({', '.join(parts)})" if len(parts) > 1 else f"in {total:.1f}s"
+
+
+def _value(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
+
+
+def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) -> str:
+    """The end-of-run report: status, failures (a short paragraph each), metrics, where to look.
+
+    ``total``: seconds the caller waited in all, when it measured them (the CLI does).
+    """
     status = record["status"]
     lines = [
         "",
-        f"{record['pipeline']} v{record['version']}: {status} in {record.get('duration') or 0:.1f}s"
+        f"{record['pipeline']} v{record['version']}: {status} {_timing(record, total)}"
         f" (run {record['id']})",
     ]
+    if record.get("error"):
+        lines.append(f"run failed: {record['error']}")
+    for warning in record.get("warnings") or []:
+        lines.append(f"warning: {warning}")
     cached = [n for n, s in record["steps"].items() if s["state"] == "cached"]
     if cached:
         lines.append(f"reused from earlier runs: {', '.join(cached)}")
@@ -108,10 +158,10 @@ def run_text(record: dict[str, Any], run_dir: Path) -> str:
         lines.append(f"not run (an upstream step failed): {', '.join(skipped)}")
     metrics = record.get("metrics") or {}
     if metrics:
-        lines += ["", "metrics:"] + [f"  {k} = {v:.6g}" for k, v in metrics.items()]
+        lines += ["", "metrics:"] + [f"  {k} = {_value(v)}" for k, v in metrics.items()]
     lines += ["", f"run folder: {run_dir}"]
     tracking = record.get("tracking")
-    if tracking:
+    if tracking and tracking.get("state", "done") == "done":
         if tracking.get("ok"):
             uri = str(tracking.get("uri"))
             browse = (

@@ -8,7 +8,9 @@ The run folder (``.nb2prod/runs/<run-id>/``) holds everything a run produced: ``
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import re
 import secrets
@@ -27,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ._version import __version__
-from .cache import StepCache, file_sha256, link_tree, normalized_code, step_key
+from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
 from .errors import Nb2prodError
 from .overrides import effective_params
 from .pipeline import PipelineSpec, StepSpec, load_pipeline
+from .run_index import RUN_ID_RE, runs_home
 
 if TYPE_CHECKING:
     from .tracking_worker import TrackingWorker
 
 RUN_DIR_PARAM = "nb2prod_run_dir"
-RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")
 STATES_DONE = ("succeeded", "cached", "failed", "skipped", "interrupted")
 Observer = Callable[[str, str, dict[str, Any]], None]  # (event, step, step record)
 
@@ -59,16 +61,13 @@ def new_run_id() -> str:
     return f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}{secrets.token_hex(2)}"
 
 
-def runs_root() -> Path:
-    return Path(os.environ.get("NB2PROD_HOME", ".nb2prod"))
-
-
 @dataclass
 class RunResult:
     id: str
     path: Path
     record: dict[str, Any]
     tracking: Any = None  # nb2prod.tracking.TrackingResult, when tracking ran
+    interrupted: bool = False  # a signal came, during the steps or while logging to MLflow
 
     @property
     def status(self) -> str:
@@ -76,7 +75,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "interrupted":
+        if self.status == "interrupted" or self.interrupted:
             return 130
         if self.status != "succeeded":
             return 1
@@ -86,19 +85,55 @@ class RunResult:
 
 
 class RunRecord:
-    """``run.json``, kept in memory and written atomically after every change."""
+    """``run.json``, kept in memory and written atomically after every change.
+
+    The run folder also keeps a small reserve file: when the disk fills up during the run, the
+    reserve is given back for the final write, so ``run.json`` still ends valid, with the run
+    failed and the reason. A write that fails meanwhile is remembered (``write_error``) and
+    makes the run fail; the previous complete ``run.json`` stays in place.
+    """
+
+    RESERVE = ".reserve"
+    RESERVE_BYTES = 256 * 1024
 
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path = path
         self.data = data
         self.lock = threading.RLock()
-        self.save()
+        self.write_error: str | None = None
+        self._reserve = path.with_name(self.RESERVE)
+        with contextlib.suppress(OSError):
+            with open(self._reserve, "wb") as fh:
+                fh.write(b"\0" * self.RESERVE_BYTES)
+        try:
+            write_json(self.path, self.data)
+        except OSError as exc:
+            self.release_reserve()
+            raise Nb2prodError(
+                f"{describe_os_error(exc, self.path)} Fix: free space or permissions there (or "
+                "set NB2PROD_HOME to a writable folder with room) and run again."
+            ) from None
 
-    def save(self) -> None:
+    def save(self, final: bool = False) -> None:
         with self.lock:
-            tmp = self.path.with_name(f".run.json.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(self.data, indent=2, default=repr) + "\n", "utf-8")
-            os.replace(tmp, self.path)
+            try:
+                write_json(self.path, self.data)
+                return
+            except OSError as exc:
+                if not (final and exc.errno == errno.ENOSPC and self.release_reserve()):
+                    self.write_error = self.write_error or describe_os_error(exc, self.path)
+                    return
+            try:  # the last write, into the space the reserve gave back
+                write_json(self.path, self.data)
+            except OSError as exc:
+                self.write_error = self.write_error or describe_os_error(exc, self.path)
+
+    def release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except OSError:
+            return False
+        return True
 
     def step(self, name: str) -> dict[str, Any]:
         step: dict[str, Any] = self.data["steps"][name]
@@ -109,6 +144,41 @@ class RunRecord:
             self.data["steps"][name].update(fields)
             self.save()
             return dict(self.data["steps"][name])
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename; no temporary file is left
+    behind, whatever happens. Non-finite floats are written as strings, so the file stays JSON."""
+    text = json.dumps(_finite(data), indent=2, default=repr, allow_nan=False) + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _finite(data: Any) -> Any:
+    """NaN and infinities as the strings JavaScript's JSON uses for them ("NaN", "Infinity")."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if data != data else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def describe_os_error(exc: OSError, path: Path | str) -> str:
+    """One sentence for a failed write: disk full and permissions said plainly."""
+    where = exc.filename or path
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on device while writing {where}."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where} ({exc.strerror or 'permission denied'})."
+    return f"cannot write {where} ({exc.strerror or exc})."
 
 
 def git_commit(cwd: Path) -> str | None:
@@ -152,6 +222,9 @@ def _error_info(exc: BaseException, notebook: Path) -> dict[str, Any]:
     if isinstance(exc, KernelDied):
         msg = f"the kernel died ({exc}); the step may have run out of memory or called os._exit"
         return {"cell": None, "ename": "KernelDied", "evalue": str(exc), "message": msg}
+    if isinstance(exc, OSError):  # papermill could not write the executed notebook
+        msg = describe_os_error(exc, notebook)
+        return {"cell": None, "ename": type(exc).__name__, "evalue": msg, "message": msg}
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc))
     cell = None
@@ -192,6 +265,9 @@ class _Plan:
     interrupted: threading.Event = field(default_factory=threading.Event)
     tracker: TrackingWorker | None = None
     zygote: Any = None  # nb2prod.kernels.Zygote, when kernels are forked
+    lookups: dict[str, Hit | Miss] = field(default_factory=dict)  # by cache key
+    scratch: str | None = None  # a throwaway MLflow store for steps of an untracked run
+    phase: str = "steps"  # then "tracking": what a signal interrupts
     socket_dir: str | None = None  # the kernels' Unix sockets, in a private temporary folder
 
 
@@ -273,9 +349,17 @@ def _run_pipeline(
                 f"--steps: no step `{unknown[0]}` in {spec.name} v{spec.version}. "
                 f"Fix: choose from {', '.join(names)}."
             )
-    root = runs_root()
+    root = runs_home()
     runs_dir = root / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(runs_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied", str(runs_dir))
+    except OSError as exc:
+        raise Nb2prodError(
+            f"{describe_os_error(exc, runs_dir)} nb2prod keeps every run there. Fix: make it "
+            "writable, or set NB2PROD_HOME to a writable folder."
+        ) from None
     if run_id is not None:
         if not RUN_ID_RE.fullmatch(run_id):
             raise Nb2prodError(f"run id `{run_id}` is not valid. Fix: omit it to get a new one.")
@@ -294,9 +378,16 @@ def _run_pipeline(
             run_id = candidate
         except FileExistsError:  # another run started in the same second with the same token
             continue
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump(effective, sort_keys=False, allow_unicode=True), "utf-8"
-    )
+    try:
+        (run_dir / "config.yaml").write_text(
+            yaml.safe_dump(effective, sort_keys=False, allow_unicode=True), "utf-8"
+        )
+    except OSError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing of this run exists yet
+        raise Nb2prodError(
+            f"{describe_os_error(exc, run_dir / 'config.yaml')} Fix: free space or permissions "
+            "there (or set NB2PROD_HOME to a writable folder with room) and run again."
+        ) from None
     project = spec.path.resolve().parent.parent.parent
     notebook_dir = (project / spec.notebook).parent
     cwd = notebook_dir if notebook_dir.is_dir() else Path.cwd()
@@ -339,7 +430,10 @@ def _run_pipeline(
                 for s in spec.steps
             },
             "metrics": {},
-            "tracking": None,
+            "error": None,
+            "warnings": [],
+            # null when not tracked; pending -> logging -> done (with the result) when tracked
+            "tracking": {"state": "pending"} if tracker is not None else None,
         },
     )
     plan = _Plan(
@@ -362,26 +456,42 @@ def _run_pipeline(
 
         def on_signal(signum: int, frame: Any) -> None:
             plan.interrupted.set()
+            if plan.phase == "tracking":
+                raise KeyboardInterrupt  # out of the wait for the tracking worker
             for kernel in list(plan.kernels.values()):
                 kernel.shutdown()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        _execute(plan, jobs or os.cpu_count() or 1, needed)
+        try:
+            _execute(plan, jobs or os.cpu_count() or 1, needed)
+        finally:
+            for kernel in list(plan.kernels.values()):
+                kernel.shutdown()
+            if plan.zygote is not None:
+                plan.zygote.close()
+            for folder in (plan.socket_dir, plan.scratch):
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
+        result = _finish(plan, names, started)
+        if plan.tracker is not None:
+            _track(plan, result)
+        return result
     finally:
-        for kernel in list(plan.kernels.values()):
-            kernel.shutdown()
-        if plan.zygote is not None:
-            plan.zygote.close()
-        if plan.socket_dir is not None:
-            shutil.rmtree(plan.socket_dir, ignore_errors=True)
+        record.release_reserve()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _finish(plan: _Plan, names: list[str], started: float) -> RunResult:
+    """Record the run's outcome from its steps' states (and a run folder that could not be
+    written, such as on a full disk)."""
+    record = plan.record
     states = {n: record.step(n)["state"] for n in names}
     if plan.interrupted.is_set() or "interrupted" in states.values():
         status = "interrupted"
-    elif any(s == "failed" for s in states.values()):
+    elif any(s == "failed" for s in states.values()) or record.write_error:
         status = "failed"
     else:
         status = "succeeded"
@@ -395,17 +505,57 @@ def _run_pipeline(
             duration=round(time.monotonic() - started, 3),
             metrics=merged,
         )
+        if record.write_error and not record.data.get("error"):
+            record.data["error"] = record.write_error
+        # The tracker reads this file, so it must be complete before logging starts.
+        record.save(final=plan.tracker is None)
+    return RunResult(record.data["id"], plan.run_dir, record.data)
+
+
+def _track(plan: _Plan, result: RunResult) -> None:
+    """Log the finished run folder to MLflow, recording the phase in run.json as it goes."""
+    assert plan.tracker is not None
+    record = plan.record
+    t0 = time.monotonic()
+    with record.lock:
+        record.data["tracking"] = {"state": "logging", "started_at": _now()}
         record.save()
-    result = RunResult(run_id, run_dir, record.data)
-    if plan.tracker is not None:
-        result.tracking = plan.tracker.log_run(run_dir)
+    _notify_tracking(plan, "tracking")
+    try:
+        plan.phase = "tracking"
+        try:
+            result.tracking = plan.tracker.log_run(plan.run_dir)
+        finally:
+            plan.phase = "done"
+    except KeyboardInterrupt:
         plan.tracker.close()
-        with record.lock:
-            record.data["tracking"] = result.tracking.to_json()
-            for step_name, uris in (result.tracking.models or {}).items():
-                record.data["steps"][step_name]["model_uris"] = uris
-            record.save()
-    return result
+        result.interrupted = True
+        from .tracking import TrackingResult
+
+        result.tracking = TrackingResult(
+            ok=False,
+            uri=getattr(plan.tracker, "uri", "") or "",
+            experiment=str(record.data.get("pipeline") or ""),
+            experiment_id=None,
+            run_id=None,
+            error="MLflow tracking was interrupted before it finished. The run's results are "
+            f"safe in {plan.run_dir}. Fix: run again and let tracking finish, or pass --no-track.",
+        )
+    plan.tracker.close()
+    with record.lock:
+        tracking = result.tracking.to_json()
+        tracking.update(state="done", duration=round(time.monotonic() - t0, 3))
+        record.data["tracking"] = tracking
+        for step_name, uris in (result.tracking.models or {}).items():
+            record.data["steps"][step_name]["model_uris"] = uris
+        record.save(final=True)
+    _notify_tracking(plan, "tracked")
+
+
+def _notify_tracking(plan: _Plan, event: str) -> None:
+    if plan.observer is not None:
+        with contextlib.suppress(Exception):
+            plan.observer(event, "", dict(plan.record.data.get("tracking") or {}))
 
 
 def _notify(plan: _Plan, event: str, name: str) -> None:
@@ -424,7 +574,9 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
         # Kernels listen on Unix sockets, which no other local user can reach (TCP ports on
         # 127.0.0.1 anyone can), and ipykernel does not warn about running "over TCP without
         # encryption".
-        plan.socket_dir = tempfile.mkdtemp(prefix="nb2prod-kernels-")
+        from .kernels import new_socket_dir  # removes those left by runners killed outright
+
+        plan.socket_dir = new_socket_dir()
     if to_run and fork_kernels():
         from .kernel_zygote import Zygote
 
@@ -494,12 +646,24 @@ def _execute(plan: _Plan, jobs: int, needed: set[str]) -> None:
             pass
 
 
+def _lookup(plan: _Plan, step: StepSpec, parts: KeyParts) -> Hit | Miss:
+    """Whether ``step`` can be reused, and if not, why it runs. Remembered per key, so the
+    outputs of a cached result are hashed once per run."""
+    if plan.no_cache and step.name in plan.selected:
+        return Miss("--no-cache")
+    if not getattr(step, "cache", True):
+        return Miss("caching is disabled for this step (cache:disabled)")
+    if parts.key not in plan.lookups:
+        plan.lookups[parts.key] = plan.cache.lookup(step.name, parts, plan.runs_dir)
+    return plan.lookups[parts.key]
+
+
 def _predict_cache_hits(plan: _Plan, codes: dict[str, str]) -> set[str]:
     """Steps that will be reused from the cache, so their kernels need not start."""
     hashes: dict[str, dict[str, str]] = {}
     hits: set[str] = set()
     for s in plan.spec.steps:
-        if s.name not in codes or (plan.no_cache and s.name in plan.selected):
+        if s.name not in codes:
             continue
         inputs = {}
         for name, producer in s.inputs:
@@ -507,11 +671,11 @@ def _predict_cache_hits(plan: _Plan, codes: dict[str, str]) -> set[str]:
                 break
             inputs[f"{producer}/{name}"] = hashes[producer][name]
         else:
-            key = step_key(codes[s.name], plan.record.step(s.name)["params"], inputs)
-            found = plan.cache.lookup(s.name, key, plan.runs_dir)
-            if found is not None:
+            parts = KeyParts(codes[s.name], plan.record.step(s.name)["params"], inputs)
+            found = _lookup(plan, s, parts)
+            if isinstance(found, Hit):
                 hits.add(s.name)
-                hashes[s.name] = dict(found[1].get("outputs", {}))
+                hashes[s.name] = dict(found.record.get("outputs", {}))
     return hits
 
 
@@ -526,7 +690,8 @@ def _step_thread(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any)
                 "cell": None,
                 "ename": type(exc).__name__,
                 "evalue": str(exc),
-                "message": f"nb2prod could not run the step: {exc}",
+                "message": "nb2prod could not run the step: "
+                + (describe_os_error(exc, "") if isinstance(exc, OSError) else str(exc)),
             },
         )
         _notify(plan, "failed", step.name)
@@ -563,30 +728,29 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
         f"{producer}/{name}": record.step(producer)["outputs"].get(name, "")
         for name, producer in step.inputs
     }
-    key = step_key(codes[step.name], record.step(step.name)["params"], inputs)
+    parts = KeyParts(codes[step.name], record.step(step.name)["params"], inputs)
+    found = _lookup(plan, step, parts)
     # --no-cache re-runs the chosen steps; steps outside --steps always come from the cache.
-    reuse = not plan.no_cache or step.name not in plan.selected
-    found = plan.cache.lookup(step.name, key, plan.runs_dir) if reuse else None
-    if found is None and step.name not in plan.selected:
+    if isinstance(found, Miss) and step.name not in plan.selected:
         record.update(
             step.name,
             state="failed",
             error={
                 "cell": None,
                 "ename": "NotCached",
-                "evalue": "no cached result",
+                "evalue": "no usable cached result",
                 "message": f"--steps needs step {step.name}'s results, but no earlier run "
-                "computed them with this code, these parameters and these inputs; run "
-                "without --steps first",
+                "computed them with this code, these parameters and these inputs "
+                f"({found.reason}); run without --steps first",
             },
         )
         _notify(plan, "failed", step.name)
         return
     target = plan.run_dir / "steps" / step.name
-    if found is not None:
-        run_id, earlier = found
-        link_tree(plan.runs_dir / run_id / "steps" / step.name, target)
-        origin = earlier.get("cached_from") or run_id
+    if isinstance(found, Hit):
+        earlier = found.record
+        link_tree(plan.runs_dir / found.run_id / "steps" / step.name, target)
+        origin = earlier.get("cached_from") or found.run_id
         record.update(
             step.name,
             state="cached",
@@ -614,15 +778,19 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
             return
         target.mkdir(parents=True, exist_ok=True)
         notebook = target / "notebook.ipynb"
+        nb = jupytext.read(step.module)
+        env = _mlflow_env(plan, step)
+        if env:
+            nb.cells.insert(0, _environment_cell(env))
         record.update(
             step.name,
             state="running",
+            reason=found.reason,
             started_at=_now(),
             notebook=notebook.relative_to(plan.run_dir).as_posix(),
         )
         _notify(plan, "running", step.name)
         t0 = time.monotonic()
-        nb = jupytext.read(step.module)
         parameters = {RUN_DIR_PARAM: str(plan.run_dir), **record.step(step.name)["params"]}
         try:
             kernel.execute(nb, notebook, parameters, plan.step_timeout)
@@ -636,6 +804,7 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
                     "evalue": "the run was interrupted",
                     "message": "stopped because the run was interrupted (Ctrl-C or SIGTERM)",
                 }
+            _read_only(notebook)
             record.update(
                 step.name, state=state, duration=round(time.monotonic() - t0, 3), error=error
             )
@@ -644,11 +813,8 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
         finally:
             kernel.shutdown()
     duration = round(time.monotonic() - t0, 3)
-    outputs = {
-        name: file_sha256(p)
-        for name in step.outputs
-        for p in sorted((target / "outputs").glob(f"{name}.*"))[:1]
-    }
+    _read_only(notebook)
+    outputs = output_hashes(plan.run_dir, step.name, step.outputs)
     metrics = _read_json(target / "metrics.json")
     models = sorted(p.stem for p in (target / "models").glob("*.pkl"))
     record.update(
@@ -659,8 +825,63 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
         metrics=metrics,
         models=models,
     )
-    plan.cache.store(step.name, key, plan.record.data["id"])
+    if getattr(step, "cache", True):
+        try:
+            plan.cache.store(step.name, parts, plan.record.data["id"])
+        except OSError as exc:  # the result stands; only later runs cannot reuse it
+            why = describe_os_error(exc, plan.cache.root)
+            _warn(plan, f"step {step.name} is not cached for later runs: {why}")
     _notify(plan, "succeeded", step.name)
+
+
+def _read_only(path: Path) -> None:
+    """Executed notebooks are results: read-only, like outputs (cached runs share them)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, os.stat(path).st_mode & ~0o222)
+
+
+def _warn(plan: _Plan, message: str) -> None:
+    with plan.record.lock:
+        plan.record.data.setdefault("warnings", []).append(message)
+        plan.record.save()
+    if plan.observer is not None:
+        with contextlib.suppress(Exception):
+            plan.observer("warning", "", {"message": message})
+
+
+def _mlflow_env(plan: _Plan, step: StepSpec) -> dict[str, str]:
+    """Environment that makes the step's own MLflow calls (``mlflow.log_param``, ``autolog``)
+    land in the step's nested run, or, for an untracked run, in a throwaway store."""
+    try:
+        text = step.module.read_text("utf-8")
+    except OSError:
+        return {}
+    if not re.search(r"\bmlflow\b", text):
+        return {}
+    if plan.tracker is not None:
+        env = dict(plan.tracker.open_step(plan.run_dir, step.name))
+        if env:
+            return env
+        # Tracking is failing (the final report says why): keep the step's calls away from
+        # whatever store they would find on their own.
+    from .tracking import scratch_env
+
+    with plan.record.lock:
+        if plan.scratch is None:
+            plan.scratch = tempfile.mkdtemp(prefix="nb2prod-mlflow-")
+    return dict(scratch_env(Path(plan.scratch)))
+
+
+def _environment_cell(env: dict[str, str]) -> Any:
+    """A first cell, visible in the executed notebook, that sets the step's environment."""
+    from nbformat.v4 import new_code_cell
+
+    values = json.dumps(dict(sorted(env.items())), indent=1)
+    return new_code_cell(
+        "# nb2prod: MLflow calls in this step log to the step's run in the pipeline's run\n"
+        f'__import__("os").environ.update({values})',
+        metadata={"tags": ["nb2prod-environment"]},
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -669,20 +890,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def list_runs(pipeline: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """Recent runs, newest first, optionally of one pipeline (its name or folder)."""
-    runs_dir = runs_root() / "runs"
-    name = Path(pipeline).name if pipeline else None
-    if name and name.startswith("v") and name[1:].isdigit() and pipeline:
-        name = Path(pipeline).parent.name
-    out = []
-    for path in sorted(runs_dir.glob("*/run.json"), reverse=True):
-        data = _read_json(path)
-        if not data or (name and data.get("pipeline") != name):
-            continue
-        out.append(data)
-        if len(out) >= limit:
-            break
-    return out

@@ -46,6 +46,7 @@ that need them, and only when the value at hand can involve them.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import numbers
 import os
@@ -64,6 +65,7 @@ __all__ = [
     "ConfigFileError",
     "InputMissingError",
     "InputNotLoadableError",
+    "NoSpaceError",
     "OutputNotSaveableError",
     "ParameterMissingError",
     "RuntimeContextError",
@@ -144,6 +146,20 @@ class InputNotLoadableError(RuntimeStepError):
 
 class OutputNotSaveableError(RuntimeStepError):
     """A value cannot be written in any supported format."""
+
+
+class NoSpaceError(RuntimeStepError, OSError):
+    """The disk filled up while the step wrote to its run folder (an OSError, ENOSPC)."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(
+            errno.ENOSPC,
+            f"No space left on device while writing {target}. Fix: free space on that disk (or "
+            "set NB2PROD_HOME to a folder on a larger one) and run again.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 # -------------------------------------------------------------------------- context
@@ -404,8 +420,10 @@ def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
         # so an edit in place would change every run that shares them.
         os.chmod(tmp, os.stat(tmp).st_mode & ~0o222)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise NoSpaceError(target) from exc
         raise
     _fsync_dir(target.parent)
 

@@ -157,6 +157,7 @@ class Event:
     # For "define": code that re-creates the binding in another step (an import or a def).
     code: str | None = None
     is_import: bool = False
+    noqa: bool = False  # an import the user marked ``# noqa``: kept even though nothing reads it
 
 
 @dataclass
@@ -192,6 +193,7 @@ class CellAnalysis:
     # True when statement line numbers are those of the original source (no cell magic).
     lines_match_source: bool = True
     time_magic: bool = False  # the cell starts with %%time (dropped from exported code)
+    tree: ast.Module | None = field(default=None, repr=False)  # the parsed cell, for later passes
 
     @property
     def reads(self) -> set[str]:
@@ -601,6 +603,7 @@ def analyse_cell(source: str) -> CellAnalysis:
     same_lines = python is source or len(python.splitlines()) == len(original_lines)
     text_lines = original_lines if same_lines else python.splitlines()
     result.lines_match_source = same_lines
+    result.tree = tree
     line_counts: dict[int, int] = {}
     for node in tree.body:
         for ln in range(_first_line(node), (node.end_lineno or node.lineno) + 1):
@@ -620,6 +623,9 @@ def analyse_cell(source: str) -> CellAnalysis:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             # Keep the user's own text (comments, layout) for a top-level definition.
             visitor.events[-1] = replace(visitor.events[-1], code=text)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and "noqa" in text:
+            # `import x  # noqa: F401`: the user says the import is there for its side effect.
+            visitor.events = [replace(e, noqa=True) for e in visitor.events]
         result.statements.append(
             Statement(
                 kind=_kind(node),
@@ -648,3 +654,59 @@ def literal_names_in_print(statement: Statement) -> list[str]:
     if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print":
         return [a.id for a in call.args if isinstance(a, ast.Name)]
     return []
+
+
+# Modules imported for what importing them does, not for a name: they register DataFrame
+# accessors (``df.hvplot``, ``df.swifter``, ``df.profile_report``...) or TensorFlow ops that a
+# saved model needs. A submodule of one counts too.
+SIDE_EFFECT_MODULES = frozenset(
+    {
+        "hvplot.pandas",
+        "hvplot.polars",
+        "hvplot.xarray",
+        "hvplot.dask",
+        "pandas_profiling",
+        "ydata_profiling",
+        "swifter",
+        "janitor",
+        "pandas_ta",
+        "pint_pandas",
+        "tensorflow_addons",
+        "tensorflow_decision_forests",
+        "tensorflow_io",
+        "tensorflow_text",
+    }
+)
+
+
+def import_for_side_effect(code: str, noqa: bool = False) -> bool:
+    """Whether an import whose name nothing reads should still run (``code`` is one alias).
+
+    Kept: imports the user marked ``# noqa``; sklearn-style ``enable_*`` modules; modules known
+    to register something on import; and a plain ``import pkg`` of a third-party package, the
+    usual way to load a plugin. Dropped: an unused ``from m import Name`` or ``import m as
+    alias``, and plain imports of the standard library, which only bind a name.
+    """
+    if noqa:
+        return True
+    try:
+        node = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return False
+    if isinstance(node, ast.ImportFrom):
+        paths = [f"{node.module or ''}.{a.name}".lstrip(".") for a in node.names]
+    elif isinstance(node, ast.Import):
+        paths = [a.name for a in node.names]
+    else:
+        return False
+    for path in paths:
+        parts = path.split(".")
+        if any(p.startswith("enable_") for p in parts):
+            return True
+        if any(".".join(parts[:n]) in SIDE_EFFECT_MODULES for n in range(1, len(parts) + 1)):
+            return True
+    if isinstance(node, ast.Import) and not any(a.asname for a in node.names):
+        import sys
+
+        return all(p.split(".")[0] not in sys.stdlib_module_names for p in paths)
+    return False

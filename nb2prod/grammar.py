@@ -29,6 +29,37 @@ class TagSpec:
 
 
 @dataclass(frozen=True)
+class EngineTagSpec:
+    """A Kale 2.x tag that sets how an engine runs a step (``cache:``, ``limit:``, ...)."""
+
+    prefix: str
+    shape: str  # "value" (one value), "map" (KEY:VALUE entries) or "list" (several entries)
+    pattern: re.Pattern[str]  # named groups: value; key and value; or the entry's fields
+    syntax: str
+    example: str
+    doc: str
+
+    @property
+    def choices(self) -> list[str]:
+        """The only valid spellings, for tags with a fixed set (``cache:enabled``...)."""
+        options = [s.strip() for s in self.syntax.split("|")]
+        return [] if any(o != o.lower() for o in options) else options
+
+
+@dataclass(frozen=True)
+class EngineTag:
+    """One engine tag, parsed: ``limit:nvidia.com/gpu:1`` -> ``{"key": ..., "value": ...}``."""
+
+    tag: str
+    spec: EngineTagSpec
+    fields: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        return self.spec.prefix
+
+
+@dataclass(frozen=True)
 class Grammar:
     name_pattern: re.Pattern[str]
     name_max_length: int
@@ -36,6 +67,8 @@ class Grammar:
     tags: dict[str, TagSpec]
     ignored_prefixes: tuple[str, ...]
     foreign_tags: frozenset[str]
+    engine_tags: dict[str, EngineTagSpec]
+    unsupported_tags: dict[str, tuple[str, str]]  # prefix -> (what, fix)
 
     @property
     def step_roles(self) -> tuple[str, ...]:
@@ -83,6 +116,17 @@ def load_grammar() -> Grammar:
         )
         for t in raw["tags"]
     }
+    engine = {
+        e["prefix"]: EngineTagSpec(
+            prefix=e["prefix"],
+            shape=e["shape"],
+            pattern=re.compile(e["pattern"]),
+            syntax=e["syntax"],
+            example=e["example"],
+            doc=e["doc"],
+        )
+        for e in raw.get("engine_tags", [])
+    }
     return Grammar(
         name_pattern=re.compile(raw["name_pattern"]),
         name_max_length=int(raw["name_max_length"]),
@@ -90,6 +134,10 @@ def load_grammar() -> Grammar:
         tags=tags,
         ignored_prefixes=tuple(raw["ignored_prefixes"]),
         foreign_tags=frozenset(raw["foreign_tags"]),
+        engine_tags=engine,
+        unsupported_tags={
+            u["prefix"]: (u["doc"], u["fix"]) for u in raw.get("unsupported_tags", [])
+        },
     )
 
 
@@ -117,9 +165,30 @@ def make_safe_name(text: str, fallback: str = "pipeline") -> str:
     return name
 
 
-def suggest_tag(tag: str) -> str | None:
-    """The valid tag closest to an unknown one, keeping a ``:NAME`` suffix if it had one."""
+def _suggest_engine_tag(tag: str) -> str | None:
+    """The valid engine tag closest to ``tag`` (``Cache:Disabled``, ``cache:disable``)."""
     g = load_grammar()
+    base, sep, rest = tag.strip().partition(":")
+    match = difflib.get_close_matches(base.lower(), list(g.engine_tags), n=1, cutoff=0.8)
+    if not sep or not match:
+        return None
+    spec = g.engine_tags[match[0]]
+    for candidate in (f"{spec.prefix}:{rest}", f"{spec.prefix}:{rest.lower()}"):
+        if spec.pattern.match(candidate):
+            return candidate
+    close = difflib.get_close_matches(f"{spec.prefix}:{rest.lower()}", spec.choices, n=1)
+    return close[0] if close else spec.example
+
+
+def suggest_tag(tag: str) -> str | None:
+    """The valid tag closest to an unknown one, keeping a ``:NAME`` suffix if it had one.
+
+    Matching ignores case, so ``Preprocessing`` suggests ``preprocessing``.
+    """
+    g = load_grammar()
+    engine = _suggest_engine_tag(tag)
+    if engine is not None:
+        return engine
     base, sep, rest = tag.strip().lower().partition(":")
     candidates = [s.tag for s in g.tags.values() if (s.name != "none") == bool(sep) or not sep]
     match = difflib.get_close_matches(base, candidates, n=1, cutoff=0.6)
@@ -134,17 +203,42 @@ def suggest_tag(tag: str) -> str | None:
     return spec.tag
 
 
+def parse_engine_tag(tag: str) -> EngineTag | None:
+    """Interpret a Kale 2.x engine tag. ``None`` means it is not one; a bad one raises."""
+    g = load_grammar()
+    base, sep, _ = tag.partition(":")
+    spec = g.engine_tags.get(base)
+    if spec is None:
+        return None
+    m = spec.pattern.match(tag) if sep else None
+    if m is None:
+        hint = _suggest_engine_tag(tag) if sep else None
+        if spec.choices:
+            forms = " or ".join(f"`{c}`" for c in spec.choices)
+            fix = f"use `{hint or spec.example}` (the tag is {forms})."
+        else:
+            fix = f"write it as `{spec.syntax}`, e.g. `{spec.example}`."
+        raise TagError("bad-engine-tag", f"tag `{tag}` is not a valid Kale `{base}:` tag.", fix)
+    return EngineTag(tag, spec, {k: v for k, v in m.groupdict().items() if v is not None})
+
+
 def parse_tag(tag: str) -> ParsedTag | None:
     """Interpret one tag. ``None`` means "not ours, ignore it"; bad tags raise :class:`TagError`."""
     g = load_grammar()
-    if tag in g.foreign_tags or tag.startswith(g.ignored_prefixes):
+    if tag in g.foreign_tags:
         return None
+    if parse_engine_tag(tag) is not None or tag.startswith(g.ignored_prefixes):
+        return None  # no role: an engine setting (checked above) or another tool's tag
     base, sep, name = tag.partition(":")
+    if sep and base in g.unsupported_tags:
+        what, fix = g.unsupported_tags[base]
+        raise TagError("unsupported-tag", f"tag `{tag}`: {what}", fix)
     spec = g.tags.get(base)
     if spec is None:
         hint = suggest_tag(tag)
         fix = f"use `{hint}`" if hint else "use one of: " + ", ".join(g.spellings())
-        raise TagError("unknown-tag", f"unknown tag `{tag}`.", fix + ".")
+        case = " (tags are lower-case)" if hint and hint == tag.lower() else ""
+        raise TagError("unknown-tag", f"unknown tag `{tag}`{case}.", fix + ".")
     if not sep:
         if spec.name == "required":
             raise TagError(

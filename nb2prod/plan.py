@@ -10,6 +10,7 @@ resolved becomes a :class:`~nb2prod.errors.Problem` naming the cell and the vari
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -21,14 +22,43 @@ from .analysis import (
     Event,
     Statement,
     analyse_cell,
+    import_for_side_effect,
     literal_names_in_print,
 )
 from .errors import CellRef, Problem
-from .grammar import ParsedTag, TagError, load_grammar, make_safe_name, parse_tag
+from .grammar import (
+    EngineTag,
+    ParsedTag,
+    TagError,
+    load_grammar,
+    make_safe_name,
+    parse_engine_tag,
+    parse_tag,
+)
 from .notebook import Cell, Notebook, notebook_from_json, read_notebook
 from .params import RESERVED_NAMES, Parameter, parse_parameters
+from .randomness import RandomUse, import_aliases, random_uses, seeds
 
 SCHEMA_VERSION = 1
+# Problems about tags themselves: the root causes, always reported.
+TAG_PROBLEMS = frozenset(
+    {"conflicting-tags", "unknown-tag", "unsafe-name", "unsupported-tag", "bad-engine-tag"}
+)
+# Problems that follow from data flow or placement. When they involve a cell whose role an
+# unknown tag left undetermined, they are consequences of that tag, not mistakes of their own.
+FOLLOW_ON_PROBLEMS = frozenset(
+    {
+        "unassigned-name",
+        "undefined-name",
+        "skip-only-name",
+        "order",
+        "metrics-outside-step",
+        "unused-parameter",
+        "star-import",
+        "unseeded-random",
+        "engine-tag-outside-step",
+    }
+)
 CellRole = Literal["step", "parameters", "setup", "skip", "unassigned", "markdown", "raw"]
 # Names IPython provides that generated modules import explicitly, so they run and lint anywhere.
 IPYTHON_IMPORTS = {
@@ -109,6 +139,7 @@ class StepPlan:
             "metrics": sorted({n for m in self.metrics for n in m.names}),
             "depends_on": self.depends_on,
             "hoisted": sorted({n for h in self.hoisted.values() for n in h.names}),
+            "engine": self.engine,
         }
 
 
@@ -228,6 +259,8 @@ class _Planner:
         self.last: dict[str, _Def] = {}
         self.aliases: dict[str, frozenset[str]] = {}
         self.setup_effects: list[Hoist] = []
+        # Cells whose role an unknown tag left undetermined, and the untagged cells after them.
+        self.undetermined: set[int] = set()
 
     # --- helpers ------------------------------------------------------------------------------
     def ref(self, index: int) -> CellRef:
@@ -242,7 +275,11 @@ class _Planner:
         variable: str | None = None,
         severity: Literal["error", "warning"] = "error",
         key: str | None = None,
+        cause: int | None = None,
     ) -> None:
+        """Report a problem at ``cell``; ``cause`` is another cell it stems from, if any."""
+        if code in FOLLOW_ON_PROBLEMS and ({cell, cause} & self.undetermined):
+            return  # a consequence of an unknown tag, which is reported itself
         dedupe = (code, variable, key if key is not None else str(cell))
         if dedupe in self._seen_problems:
             return
@@ -254,6 +291,7 @@ class _Planner:
     def classify(self) -> None:
         step_roles = load_grammar().step_roles
         current: StepPlan | None = None
+        after_unknown = False  # untagged cells after an undetermined one share its fate
         for cell in self.nb.cells:
             if cell.cell_type != "code":
                 self.cells.append(
@@ -267,17 +305,30 @@ class _Planner:
                 )
                 continue
             parsed: list[ParsedTag] = []
+            engine: list[EngineTag] = []
+            role_unknown = False
             for tag in cell.tags:
                 try:
-                    p = parse_tag(tag)
+                    e = parse_engine_tag(tag)
+                    p = None if e is not None else parse_tag(tag)
                 except TagError as exc:
                     self.problem(
                         exc.code, exc.message, exc.fix, cell.index, key=f"{cell.index}:{tag}"
                     )
+                    role_unknown |= exc.code != "bad-engine-tag"
                     continue
-                if p is not None:
+                if e is not None:
+                    engine.append(e)
+                elif p is not None:
                     parsed.append(p)
             main = [p for p in parsed if not p.spec.modifier]
+            if main and main[0].role in step_roles:
+                after_unknown = False
+            elif not main and (role_unknown or after_unknown):
+                # Its tag was probably meant to give it a role (a typo such as `Preprocessing`);
+                # what follows from guessing one would only bury the real mistake.
+                self.undetermined.add(cell.index)
+                after_unknown = True
             kinds = {(p.role, p.name) for p in main}
             if len(kinds) > 1:
                 shown = ", ".join(f"`{p.tag}`" for p in main)
@@ -316,8 +367,8 @@ class _Planner:
                 elif existing.role != role:
                     self.problem(
                         "duplicate-step",
-                        f"step `{name}` is already a {existing.role} step (from cell "
-                        f"{existing.cells[0] + 1}), so it cannot also be a {role} step.",
+                        f"step `{name}` is already {_a(existing.role)} step (from cell "
+                        f"{existing.cells[0] + 1}), so it cannot also be {_a(role)} step.",
                         f"give this step another name, e.g. `{role}:{name}_2`.",
                         cell.index,
                     )
@@ -355,6 +406,17 @@ class _Planner:
                 for prev in prevs:
                     if prev not in step.prev:
                         step.prev.append(prev)
+                if cell.index not in self.undetermined:
+                    for e in engine:
+                        self.engine_setting(step, e, cell.index)
+            elif engine:
+                self.problem(
+                    "engine-tag-outside-step",
+                    f"has `{engine[0].tag}`, but is not in a step, so the tag has no effect.",
+                    "put it on the first cell of the step it is meant for.",
+                    cell.index,
+                    severity="warning",
+                )
             elif prevs:
                 self.problem(
                     "conflicting-tags",
@@ -370,6 +432,81 @@ class _Planner:
                     cell.index,
                 )
             self.cells.append(plan)
+
+    def engine_setting(self, step: StepPlan, e: EngineTag, cell: int) -> None:
+        """Record one Kale engine tag in ``step.engine``; two values for one setting conflict."""
+        f = e.fields
+        value: Any
+        if e.spec.shape == "value":
+            entry, value = e.key, f["value"]
+            current = step.engine.get(e.key)
+            step.engine.setdefault(e.key, value)
+        elif e.spec.shape == "map":
+            entry, value = f"{e.key}:{f['key']}", f["value"]
+            current = step.engine.setdefault(e.key, {}).get(f["key"])
+            step.engine[e.key].setdefault(f["key"], value)
+        else:  # secret: one entry per environment variable, as Kale keys them
+            entry, value = f"{e.key}:{f['env']}", dict(f)
+            entries = step.engine.setdefault(e.key, [])
+            current = next((x for x in entries if x["env"] == f["env"]), None)
+            if current is None:
+                entries.append(value)
+                entries.sort(key=lambda x: x["env"])
+        if current is not None and current != value:
+            self.problem(
+                "conflicting-tags",
+                f"sets `{entry}` of step `{step.name}` again, to a different value (`{e.tag}`).",
+                f"keep one `{e.key}:` tag for it on the step's cells.",
+                cell,
+                key=f"{cell}:{e.tag}",
+            )
+
+    def engine_defaults(self) -> None:
+        """Kale's notebook-wide settings, for steps that do not set their own (as Kale does).
+
+        ``steps_defaults`` (tags applied to every step), then ``enable_caching: false`` and
+        ``base_image``, all from the notebook's ``kubeflow_notebook`` metadata.
+        """
+        kale = self.nb.kale
+        tags = kale.get("steps_defaults")
+        defaults: list[EngineTag] = []
+        for tag in tags if isinstance(tags, list) else []:
+            try:
+                e = parse_engine_tag(tag) if isinstance(tag, str) else None
+            except TagError as exc:
+                e = None
+                self.problem(
+                    "bad-engine-tag",
+                    f"the notebook's Kale `steps_defaults`: {exc.message} It is ignored.",
+                    exc.fix,
+                    key=f"defaults:{tag}",
+                    severity="warning",
+                )
+            if e is not None:
+                defaults.append(e)
+        if kale.get("enable_caching") is False:
+            defaults.append(parse_engine_tag("cache:disabled"))  # type: ignore[arg-type]
+        image = kale.get("base_image")
+        if isinstance(image, str) and image:
+            try:
+                defaults.append(parse_engine_tag(f"image:{image}"))  # type: ignore[arg-type]
+            except TagError:
+                self.problem(
+                    "bad-engine-tag",
+                    f"the notebook's Kale `base_image` `{image}` is not a valid image name; "
+                    "it is ignored.",
+                    "set `base_image` to an image name such as `python:3.11-slim` in the "
+                    "notebook's Kale settings.",
+                    key="defaults:base_image",
+                    severity="warning",
+                )
+        for step in self.steps.values():
+            for e in defaults:  # in order of precedence: the first to set an entry wins
+                if _engine_entry(e) not in _engine_entries(step.engine):
+                    self.engine_setting(step, e, step.cells[0])
+            # One key order everywhere (the grammar's), so generated files are stable.
+            order = list(load_grammar().engine_tags)
+            step.engine = {k: _sorted_setting(step.engine[k]) for k in order if k in step.engine}
 
     # --- pass 2: per-cell analysis ------------------------------------------------------------
     def analyse(self) -> None:
@@ -462,7 +599,7 @@ class _Planner:
                         continue
                     if e.kind == "define" and e.code is not None:
                         self.first_define.setdefault(e.name, (plan.index, si, ei, e))
-                        if e.is_import:
+                        if e.is_import and import_for_side_effect(e.code, e.noqa):
                             h = Hoist(e.code, plan.index, (plan.index, si, ei), True, (e.name,))
                             imports.append((h, (e.name,)))
                     elif e.kind == "write" and plan.role != "parameters":
@@ -477,7 +614,8 @@ class _Planner:
                 for stmt in a.statements:
                     reads |= stmt.needs
         # An import whose name nothing reads may be there for its side effect (sklearn's
-        # `enable_*` modules, plugin registration). It goes wherever its cell's code goes.
+        # `enable_*` modules, plugin registration; see import_for_side_effect). It goes
+        # wherever its cell's code goes. Any other unused import goes nowhere.
         for h, names in imports:
             if not set(names) & self.all_reads:
                 self.side_effect_imports.setdefault(h.cell, []).append(replace(h, unused=True))
@@ -596,7 +734,9 @@ class _Planner:
                     if d.hoist is not None and stmt.kind == "import" and moves_imports:
                         # The import line moves to the module's import cell (it leaves the
                         # cell's code), kept only if this step uses the name.
-                        side_effect = e.name not in self.all_reads
+                        side_effect = e.name not in self.all_reads and import_for_side_effect(
+                            d.hoist.code, e.noqa
+                        )
                         if e.name in self.step_reads[step.name] or side_effect:
                             step.hoisted.setdefault(
                                 d.hoist.code, replace(d.hoist, unused=side_effect)
@@ -688,6 +828,7 @@ class _Planner:
                 f"`{name}` a parameter, or start a step at cell {d.cell + 1}.",
                 cell,
                 name,
+                cause=d.cell,
             )
         elif d.kind == "deleted":
             self.problem(
@@ -696,6 +837,7 @@ class _Planner:
                 f"remove the `del {name}` or stop reading it here.",
                 cell,
                 name,
+                cause=d.cell,
             )
 
     def resolve_missing(self, step: StepPlan, name: str, cell: int) -> None:
@@ -721,6 +863,7 @@ class _Planner:
                 f"{later + 1}), then re-run the notebook top to bottom.",
                 cell,
                 name,
+                cause=later,
             )
         elif self.star_imports:
             for h in self.star_imports:
@@ -861,9 +1004,81 @@ class _Planner:
         edges = [(d, s.name) for s in order for d in s.depends_on]
         return order, edges
 
+    # --- pass 5: randomness that no seed fixes --------------------------------------------------
+    def randomness(self) -> None:
+        trees = {
+            c.index: c.analysis.tree
+            for c in self.cells
+            if c.analysis is not None and c.analysis.tree is not None and c.role != "skip"
+        }
+        aliases = import_aliases(trees.values())
+        if not aliases:
+            return
+        mentions = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(aliases))) + r")\b")
+        uses: dict[int, list[RandomUse]] = {}
+        for index, tree in trees.items():
+            role = self.cells[index].role
+            if role in ("step", "setup") and mentions.search(self.nb.cells[index].source):
+                uses[index] = random_uses(tree, aliases)
+        # A seed counts in a setup cell above the step (it runs at the start of every later
+        # step) and in the step's own cells up to the one that draws.
+        setup_seeds: list[tuple[int, frozenset[str]]] = []
+        step_seeds: dict[str, frozenset[str]] = {}
+        for plan in self.cells:
+            found = uses.get(plan.index, [])
+            here = frozenset(g for u in found for g in seeds(u.kind))
+            if plan.role == "setup":
+                setup_seeds.append((plan.index, here))
+                seeded = frozenset(g for _, s in setup_seeds for g in s)
+            elif plan.role == "step" and plan.step is not None:
+                first = self.steps[plan.step].cells[0]
+                mine = step_seeds[plan.step] = step_seeds.get(plan.step, frozenset()) | here
+                seeded = mine | {g for i, s in setup_seeds if i < first for g in s}
+            else:
+                continue
+            self.unseeded(plan.index, [u for u in found if not seeds(u.kind)], seeded)
+
+    def unseeded(self, cell: int, found: list[RandomUse], seeded: frozenset[str]) -> None:
+        """One warning per kind of unseeded randomness in ``cell``."""
+        by_kind: dict[str, list[str]] = {}
+        for u in found:
+            by_kind.setdefault(u.kind, [])
+            if u.shown not in by_kind[u.kind]:
+                by_kind[u.kind].append(u.shown)
+        drift = "so results change from run to run and differ from the notebook's"
+        for kind, names in by_kind.items():
+            shown = ", ".join(f"`{n}`" for n in names)
+            if kind == "draw-numpy" and "numpy" not in seeded:
+                message = f"draws from NumPy's global random generator ({shown}) with no seed, "
+                fix = (
+                    "call `np.random.seed(42)` in a `setup` cell above this step (it runs at "
+                    "the start of every later step), or draw from `np.random.default_rng(42)`."
+                )
+            elif kind == "draw-random" and "random" not in seeded:
+                message = f"draws from Python's global random generator ({shown}) with no seed, "
+                fix = "call `random.seed(42)` in a `setup` cell above this step."
+            elif kind == "sklearn" and "numpy" not in seeded:
+                message = f"leaves `random_state` unset in {shown}, "
+                fix = (
+                    "pass `random_state=42` (or a parameter), or call `np.random.seed(42)` in a "
+                    "`setup` cell above this step."
+                )
+            elif kind == "generator":
+                message = f"creates a random generator without a seed ({shown}), "
+                fix = "pass a seed, e.g. `np.random.default_rng(42)` or `random.Random(42)`."
+            else:
+                continue
+            self.problem(
+                "unseeded-random",
+                message + drift + ".",
+                fix,
+                cell,
+                severity="warning",
+                key=f"{cell}:{kind}",
+            )
+
     def finish(self) -> None:
-        tag_problems = {"conflicting-tags", "unknown-tag", "unsafe-name"}
-        if not self.steps and not any(p.code in tag_problems for p in self.problems):
+        if not self.steps and not any(p.code in TAG_PROBLEMS for p in self.problems):
             self.problems.append(
                 Problem(
                     "no-steps",
@@ -874,6 +1089,9 @@ class _Planner:
                 )
             )
         used = {p for s in self.steps.values() for p in s.parameters}
+        for c in self.cells:  # read by a cell an unknown tag left without a role: not unused
+            if c.index in self.undetermined and c.analysis is not None:
+                used |= c.analysis.reads
         for p in self.parameters.values():
             if p.name not in used and self.steps:
                 self.problem(
@@ -884,6 +1102,37 @@ class _Planner:
                     p.name,
                     severity="warning",
                 )
+
+
+def _a(word: str) -> str:
+    """``a training``, ``an evaluation``."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _engine_entry(e: EngineTag) -> str:
+    """What an engine tag sets: ``cache``, ``limit:cpu``, ``secret:DB_PASSWORD``."""
+    sub = e.fields.get("env") if e.spec.shape == "list" else e.fields.get("key")
+    return e.key if e.spec.shape == "value" else f"{e.key}:{sub}"
+
+
+def _engine_entries(engine: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for key, value in engine.items():
+        if isinstance(value, dict):
+            out |= {f"{key}:{k}" for k in value}
+        elif isinstance(value, list):
+            out |= {f"{key}:{x['env']}" for x in value}
+        else:
+            out.add(key)
+    return out
+
+
+def _sorted_setting(value: Any) -> Any:
+    if isinstance(value, dict):
+        return dict(sorted(value.items()))
+    if isinstance(value, list):
+        return sorted(value, key=lambda x: x["env"])
+    return value
 
 
 def _single_node(stmt: Statement) -> ast.stmt | None:
@@ -897,12 +1146,14 @@ def _single_node(stmt: Statement) -> ast.stmt | None:
 def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     planner = _Planner(nb)
     planner.classify()
+    planner.engine_defaults()
     planner.analyse()
     planner.parameters_pass()
     planner.tables()
     planner.replay()
     planner.carry_definitions()
     order, edges = planner.dag()
+    planner.randomness()
     planner.finish()
     problems = sorted(
         planner.problems,

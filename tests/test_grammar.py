@@ -16,6 +16,7 @@ from nb2prod.grammar import (
     is_safe_name,
     load_grammar,
     make_safe_name,
+    parse_engine_tag,
     parse_tag,
     suggest_tag,
 )
@@ -143,3 +144,85 @@ def test_keywords_and_long_names_are_unsafe() -> None:
     assert not is_safe_name("class")
     assert not is_safe_name("a" * (load_grammar().name_max_length + 1))
     assert not is_safe_name("9lives") and not is_safe_name("has-dash") and not is_safe_name("")
+
+
+def test_engine_tags_in_the_grammar_file_are_consistent() -> None:
+    prefixes = set(GRAMMAR["ignored_prefixes"])
+    for spec in GRAMMAR["engine_tags"]:
+        assert re.match(spec["pattern"], spec["example"]), spec
+        # The JupyterLab side reads them as role-less tags, kept when a cell's role changes.
+        assert f"{spec['prefix']}:" in prefixes
+    assert {s["prefix"] for s in GRAMMAR["engine_tags"]} == {
+        "cache",
+        "image",
+        "limit",
+        "secret",
+        "annotation",
+        "label",
+        "report",
+    }
+
+
+@pytest.mark.parametrize(
+    ("tag", "key", "fields"),
+    [
+        ("cache:enabled", "cache", {"value": "enabled"}),
+        ("cache:disabled", "cache", {"value": "disabled"}),
+        ("report:disabled", "report", {"value": "disabled"}),
+        ("image:gcr.io/proj/img@sha256:abc", "image", {"value": "gcr.io/proj/img@sha256:abc"}),
+        ("limit:nvidia.com/gpu:2", "limit", {"key": "nvidia.com/gpu", "value": "2"}),
+        ("limit:memory:4Gi", "limit", {"key": "memory", "value": "4Gi"}),
+        (
+            "secret:db-creds:pass.word:DB_PASSWORD",
+            "secret",
+            {"name": "db-creds", "key": "pass.word", "env": "DB_PASSWORD"},
+        ),
+        ("annotation:a.io/b:x:y z", "annotation", {"key": "a.io/b", "value": "x:y z"}),
+        ("label:tier:", "label", {"key": "tier", "value": ""}),
+    ],
+)
+def test_kale_engine_tags(tag: str, key: str, fields: dict[str, str]) -> None:
+    parsed = parse_engine_tag(tag)
+    assert parsed is not None and parsed.key == key and parsed.fields == fields
+    assert parse_tag(tag) is None  # no role
+
+
+@pytest.mark.parametrize(
+    ("tag", "fix"),
+    [
+        ("cache:yes", "use `cache:enabled`"),
+        ("cache:disable", "use `cache:disabled`"),
+        ("report:Enabled", "use `report:enabled`"),
+        ("cache", "use `cache:disabled`"),
+        ("limit:4", "`limit:RESOURCE:AMOUNT`"),
+        ("image:bad image", "`image:IMAGE`"),
+        ("label:tier:a\nb", "`label:KEY:VALUE`"),
+        ("secret:a:b", "`secret:SECRET:KEY:ENV_VAR`"),
+    ],
+)
+def test_bad_engine_tags(tag: str, fix: str) -> None:
+    for parse in (parse_engine_tag, parse_tag):
+        with pytest.raises(TagError) as info:
+            parse(tag)
+        assert info.value.code == "bad-engine-tag" and fix in info.value.fix
+
+
+def test_kale_notebook_tag_is_not_supported() -> None:
+    with pytest.raises(TagError) as info:
+        parse_tag("notebook:other")
+    assert info.value.code == "unsupported-tag" and "not supported" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("tag", "suggestion"),
+    [
+        ("Preprocessing", "preprocessing"),
+        ("PARAMETERS", "parameters"),
+        ("Training:XGB", "training:xgb"),
+        ("parameter", "parameters"),
+        ("Cache:Disabled", "cache:disabled"),
+        ("cahce:enabled", "cache:enabled"),
+    ],
+)
+def test_suggestions_ignore_case(tag: str, suggestion: str) -> None:
+    assert suggest_tag(tag) == suggestion

@@ -264,6 +264,14 @@ def test_duplicate_step_name(make_nb) -> None:
     assert only(plan, "duplicate-step").cell.index == 2
 
 
+def test_one_name_with_two_roles_reads_correctly(make_nb) -> None:
+    plan = plan_of(make_nb, [("x = 1", ["training:model"]), ("y = x", ["evaluation:model"])])
+    p = only(plan, "duplicate-step")
+    assert "is already a training step (from cell 1), so it cannot also be an evaluation step" in (
+        p.message
+    )
+
+
 def test_name_only_in_skip_cell(make_nb) -> None:
     p = only(
         plan_of(make_nb, [("sample = 3", ["skip"]), ("n = sample", ["training"])]), "skip-only-name"

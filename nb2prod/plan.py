@@ -1077,6 +1077,30 @@ class _Planner:
                 key=f"{cell}:{kind}",
             )
 
+    # --- pass 6: MLflow settings a step must not change ------------------------------------------
+    def mlflow_overrides(self) -> None:
+        """Under ``nb2prod run`` a step's own MLflow calls log to that step's run in the
+        pipeline's experiment; switching experiment or tracking URI in the step makes MLflow
+        refuse to resume that run, so the step would fail. Say so before anything runs."""
+        for plan in self.cells:
+            a = plan.analysis
+            source = self.nb.cells[plan.index].source
+            if plan.role not in ("step", "setup") or a is None or a.tree is None:
+                continue
+            if "mlflow" not in source or not any(f in source for f in MLFLOW_OVERRIDES):
+                continue
+            for call in sorted(_mlflow_calls(a.tree, MLFLOW_OVERRIDES)):
+                self.problem(
+                    "mlflow-override",
+                    f"calls `mlflow.{call}(...)`. Under `nb2prod run`, MLflow calls in a step log "
+                    "to that step's run in the pipeline's own experiment, and MLflow refuses to "
+                    "resume it after this call, so the step would fail.",
+                    "remove the call: the experiment is named after the pipeline (`--name`), "
+                    "and `MLFLOW_TRACKING_URI` chooses the tracking server.",
+                    plan.index,
+                    key=f"{plan.index}:{call}",
+                )
+
     def finish(self) -> None:
         if not self.steps and not any(p.code in TAG_PROBLEMS for p in self.problems):
             self.problems.append(
@@ -1143,6 +1167,32 @@ def _single_node(stmt: Statement) -> ast.stmt | None:
     return tree.body[0] if len(tree.body) == 1 else None
 
 
+MLFLOW_OVERRIDES = ("set_experiment", "set_tracking_uri")
+
+
+def _mlflow_calls(tree: ast.Module, names: tuple[str, ...]) -> set[str]:
+    """Which of ``names`` the cell calls on MLflow: ``mlflow.set_experiment(...)``, or a name
+    imported from ``mlflow`` (``from mlflow import set_experiment``)."""
+    modules = {"mlflow"}
+    functions: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname for a in node.names if a.name == "mlflow" and a.asname}
+        elif isinstance(node, ast.ImportFrom) and node.module == "mlflow":
+            functions |= {a.asname or a.name: a.name for a in node.names if a.name in names}
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in names:
+            if isinstance(func.value, ast.Name) and func.value.id in modules:
+                found.add(func.attr)
+        elif isinstance(func, ast.Name) and func.id in functions:
+            found.add(functions[func.id])
+    return found
+
+
 def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     planner = _Planner(nb)
     planner.classify()
@@ -1154,6 +1204,7 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     planner.carry_definitions()
     order, edges = planner.dag()
     planner.randomness()
+    planner.mlflow_overrides()
     planner.finish()
     problems = sorted(
         planner.problems,

@@ -652,7 +652,7 @@ def _lookup(plan: _Plan, step: StepSpec, parts: KeyParts) -> Hit | Miss:
     if plan.no_cache and step.name in plan.selected:
         return Miss("--no-cache")
     if not getattr(step, "cache", True):
-        return Miss("caching is disabled for this step (cache:disabled)")
+        return Miss("it is tagged cache:disabled")
     if parts.key not in plan.lookups:
         plan.lookups[parts.key] = plan.cache.lookup(step.name, parts, plan.runs_dir)
     return plan.lookups[parts.key]

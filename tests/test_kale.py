@@ -227,3 +227,28 @@ def test_bad_notebook_level_kale_settings_are_warnings(tmp_path: Path) -> None:
     ]
     assert "`steps_defaults`: tag `cache:maybe` is not a valid" in plan["problems"][0]["message"]
     assert "`base_image` `not an image`" in plan["problems"][1]["message"]
+
+
+def test_every_notebook_in_kales_wheel_runs_and_cache_disabled_is_honoured(
+    kale_notebooks: list[Path], tmp_path: Path
+) -> None:
+    for source in kale_notebooks:
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+        assert run_cli("export", source.name, cwd=tmp_path).returncode == 0
+        r = run_cli(
+            "run", f"pipelines/{source.stem}", "--no-track", cwd=tmp_path, env={"CI": "true"}
+        )
+        assert r.returncode == 0, (source.name, r.stdout, r.stderr)
+    # Kale's metrics notebook tags `sum_matrix` cache:disabled: it runs every time, while its
+    # unchanged upstream step is reused.
+    again = run_cli(
+        "run", "pipelines/pipeline_parameters_and_metrics", "--no-track",
+        cwd=tmp_path, env={"CI": "true"},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    records = sorted((tmp_path / ".nb2prod" / "runs").glob("*/run.json"))
+    steps = json.loads(records[-1].read_text())["steps"]
+    assert steps["create_matrix"]["state"] == "cached"
+    assert steps["sum_matrix"]["state"] == "succeeded"
+    assert steps["sum_matrix"]["reason"] == "it is tagged cache:disabled"
+    assert "running (it is tagged cache:disabled)" in again.stderr

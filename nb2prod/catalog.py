@@ -76,8 +76,9 @@ def _posix(path: Path, root: Path) -> str:
 
 
 def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
-    """One version as the run form needs it; paths relative to ``root``."""
-    from .export import read_manifest
+    """One version as the run form needs it; paths relative to ``root``. ``edited`` lists the
+    files that are not what nb2prod wrote: such a version is refused when it is run."""
+    from .export import edits, read_manifest
 
     version = int(version_dir.name[1:])
     try:
@@ -100,6 +101,7 @@ def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
                 if isinstance(s, dict)
             ],
             "parameters": parameters(version_dir),
+            "edited": [str(e) for e in edits(version_dir, manifest) or ()],
         }
     except Nb2prodError as exc:  # one damaged version must not hide the others
         return {"version": version, "path": _posix(version_dir, root), "error": exc.message}

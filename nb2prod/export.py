@@ -23,14 +23,14 @@ from typing import Any
 
 import yaml
 
-from .codegen import VersionInfo, render_version
+from .codegen import MANIFEST, VersionInfo, content_sha256, render_version, seal_holds
 from .errors import Nb2prodError, PlanError
 from .grammar import is_safe_name, make_safe_name
 from .imports import first_party_modules
 from .plan import Plan, default_pipeline_name, inspect_notebook
 
 VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
-MANIFEST = "pipeline.yaml"
+READ_ONLY = 0o444  # a reminder to editors; root ignores it, so the recorded hashes are the guard
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,20 @@ class CheckResult:
     up_to_date: bool
     changed_files: tuple[str, ...]
     path: Path | None
+    # The latest version's own files that differ from what nb2prod wrote (edited by hand).
+    edited: tuple[Edit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A file of a version that is not what nb2prod wrote."""
+
+    path: str  # relative to the version folder, POSIX
+    what: str  # "differs", "is missing", "was added", "is a link"
+
+    def __str__(self) -> str:
+        suffix = " from what nb2prod wrote" if self.what == "differs" else ""
+        return f"{self.path} {self.what}{suffix}"
 
 
 def check_name(name: str) -> str:
@@ -118,6 +132,80 @@ def read_files(version_dir: Path) -> dict[str, bytes]:
     }
 
 
+def _listing(version_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """The version's files (tool litter left out) and any symbolic links in it, by relative
+    path. Links are not followed: nb2prod never writes one."""
+    files: dict[str, Path] = {}
+    links: list[str] = []
+    for folder, dirs, names in os.walk(version_dir):
+        for name in [*dirs, *names]:
+            path = Path(folder) / name
+            rel = path.relative_to(version_dir)
+            if _tool_litter(rel):
+                continue
+            if path.is_symlink():
+                links.append(rel.as_posix())
+            elif name in names:
+                files[rel.as_posix()] = path
+        dirs[:] = [d for d in dirs if not _tool_litter(Path(folder, d).relative_to(version_dir))]
+    return files, sorted(links)
+
+
+def edits(version_dir: Path, manifest: dict[str, Any]) -> tuple[Edit, ...] | None:
+    """The files of a version that are not what nb2prod wrote: edited, missing, added, or
+    links. ``None`` for a version exported before nb2prod recorded hashes (``schema_version``
+    1, no ``files``): it cannot be checked, and is accepted as it is."""
+    recorded = manifest.get("files")
+    if recorded is None and manifest.get("schema_version") == 1:
+        return None
+    found: list[Edit] = []
+    try:
+        sealed = seal_holds((version_dir / MANIFEST).read_bytes())
+    except OSError:
+        sealed = False
+    if not sealed:
+        found.append(Edit(MANIFEST, "differs"))
+    if not isinstance(recorded, dict):
+        return tuple(found or [Edit(MANIFEST, "differs")])
+    files, links = _listing(version_dir)
+    found += [Edit(rel, "is a link") for rel in links]
+    files.pop(MANIFEST, None)
+    for rel in sorted(set(recorded) | set(files), key=str):
+        if rel not in files:
+            if str(rel) not in links:
+                found.append(Edit(str(rel), "is missing"))
+        elif rel not in recorded:
+            found.append(Edit(rel, "was added"))
+        elif content_sha256(files[rel].read_bytes()) != recorded[rel]:
+            found.append(Edit(rel, "differs"))
+    return tuple(found)
+
+
+def edited_message(version_dir: Path, found: tuple[Edit, ...], notebook: str = "") -> str:
+    """One paragraph for a version edited by hand: what differs, and the fix. ``notebook``:
+    the manifest's ``source.notebook`` (relative to the folder that holds the pipelines)."""
+    shown = "; ".join(str(e) for e in found[:5]) + ("; ..." if len(found) > 5 else "")
+    command = "nb2prod export NOTEBOOK"
+    if notebook and not os.path.isabs(notebook):
+        # As the user can type it from here; else as recorded (relative to the project root),
+        # which is also how the REST API's callers name it.
+        where = Path(os.path.abspath(version_dir)).parent.parent.parent / notebook
+        here = os.path.relpath(where)
+        command = f"nb2prod export {_shell_word(notebook if here.startswith('..') else here)}"
+    return (
+        f"{version_dir} was edited by hand: {shown}. Exported versions are immutable, so "
+        f"nothing was run. Fix: export again (`{command}` writes the next version), or copy "
+        "the change back into the notebook first; to drop the edit, restore the folder from "
+        "version control."
+    )
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
 def _created_at() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")  # reproducible builds: pin the timestamp
     stamp = (
@@ -161,6 +249,7 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(target, READ_ONLY)
 
 
 def _remove_stale_temps(pipeline_dir: Path) -> None:
@@ -208,6 +297,17 @@ def export_plan(plan: Plan, out: str | Path = "pipelines") -> ExportResult:
     if plan.errors:
         raise PlanError.from_problems(str(plan.notebook.path), plan.problems)
     pipeline_dir = out / name
+    created = [p for p in (out, pipeline_dir) if not p.exists()]
+    try:
+        return _export_locked(plan, out, name, pipeline_dir)
+    except Nb2prodError:
+        for folder in reversed(created):  # a refused export leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _export_locked(plan: Plan, out: Path, name: str, pipeline_dir: Path) -> ExportResult:
     with _locked(pipeline_dir):
         _remove_stale_temps(pipeline_dir)
         existing = versions(pipeline_dir)
@@ -288,14 +388,20 @@ def check_notebook(
     if not existing:
         return CheckResult(name, None, False, (), None)
     latest = existing[-1]
-    changed = _compare(plan, out, name, latest, read_manifest(out / name / f"v{latest}"))
-    return CheckResult(name, latest, not changed, changed, out / name / f"v{latest}")
+    vdir = out / name / f"v{latest}"
+    manifest = read_manifest(vdir)
+    edited = edits(vdir, manifest) or ()
+    changed = _compare(plan, out, name, latest, manifest)
+    return CheckResult(name, latest, not changed and not edited, changed, vdir, edited)
 
 
 __all__ = [
     "CheckResult",
+    "Edit",
     "ExportResult",
     "check_notebook",
+    "edited_message",
+    "edits",
     "export_notebook",
     "export_plan",
     "make_safe_name",

@@ -474,7 +474,7 @@ def _run_pipeline(
             for folder in (plan.socket_dir, plan.scratch):
                 if folder is not None:
                     shutil.rmtree(folder, ignore_errors=True)
-        result = _finish(plan, names, started)
+        result = _finish(plan, names, started, run_dir)
         if plan.tracker is not None:
             _track(plan, result)
         return result
@@ -484,9 +484,9 @@ def _run_pipeline(
             signal.signal(sig, handler)
 
 
-def _finish(plan: _Plan, names: list[str], started: float) -> RunResult:
+def _finish(plan: _Plan, names: list[str], started: float, run_dir: Path) -> RunResult:
     """Record the run's outcome from its steps' states (and a run folder that could not be
-    written, such as on a full disk)."""
+    written, such as on a full disk). ``run_dir`` as the user named it (relative, usually)."""
     record = plan.record
     states = {n: record.step(n)["state"] for n in names}
     if plan.interrupted.is_set() or "interrupted" in states.values():
@@ -509,7 +509,7 @@ def _finish(plan: _Plan, names: list[str], started: float) -> RunResult:
             record.data["error"] = record.write_error
         # The tracker reads this file, so it must be complete before logging starts.
         record.save(final=plan.tracker is None)
-    return RunResult(record.data["id"], plan.run_dir, record.data)
+    return RunResult(record.data["id"], run_dir, record.data)
 
 
 def _track(plan: _Plan, result: RunResult) -> None:

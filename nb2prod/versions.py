@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .codegen import MANIFEST
 from .errors import Nb2prodError
-from .export import VERSION_DIR, read_files, read_manifest, versions
+from .export import VERSION_DIR, edits, read_files, read_manifest, versions
 
 
 @dataclass(frozen=True)
@@ -20,17 +21,22 @@ class VersionSummary:
     nb2prod_version: str
     steps: list[str]
     parameters: list[str]
+    # Files that are not what nb2prod wrote; None for a version exported before nb2prod
+    # recorded hashes (it cannot be checked).
+    edited: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def resolve_pipeline(path: Path) -> Path:
-    """``pipelines/<name>``; a version folder or a bare name found under ./pipelines also work."""
+def resolve_pipeline(path: Path, usage: str = "nb2prod versions {}") -> Path:
+    """``pipelines/<name>``; a version folder or a bare name found under ./pipelines also work
+    (the same resolver as ``nb2prod run``'s, :func:`nb2prod.pipeline.locate`)."""
+    from .pipeline import locate
+
+    path = locate(path, usage)
     if VERSION_DIR.match(path.name) and (path / "pipeline.yaml").is_file():
         path = path.parent
-    if not path.exists() and len(path.parts) == 1 and (Path("pipelines") / path).is_dir():
-        path = Path("pipelines") / path
     if not versions(path):
         raise Nb2prodError(
             f"{path}: no exported pipeline versions here. Fix: pass the pipeline's folder, e.g. "
@@ -48,6 +54,7 @@ def list_versions(pipeline: Path) -> list[VersionSummary]:
         steps = m.get("steps") if isinstance(m.get("steps"), list) else []
         params = m.get("parameters") if isinstance(m.get("parameters"), list) else []
         assert isinstance(steps, list) and isinstance(params, list)
+        found = edits(pipeline / f"v{v}", m)
         out.append(
             VersionSummary(
                 version=v,
@@ -57,6 +64,7 @@ def list_versions(pipeline: Path) -> list[VersionSummary]:
                 nb2prod_version=str(m.get("nb2prod_version", "")),
                 steps=[str(s.get("name")) for s in steps if isinstance(s, dict)],
                 parameters=[str(p) for p in params],
+                edited=None if found is None else [str(e) for e in found],
             )
         )
     return out
@@ -77,13 +85,29 @@ def _yaml_values(text: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _step_names(manifest: dict[str, Any]) -> list[str]:
+    steps = manifest.get("steps")
+    if not isinstance(steps, list):
+        return []
+    return [str(s.get("name")) for s in steps if isinstance(s, dict)]
+
+
+def _shown_lines(path: str, data: bytes) -> list[str]:
+    """A file's lines for the diff. pipeline.yaml's hashes (``files:`` and its last line) are
+    left out: they change with every file, whose own diff follows."""
+    lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+    if path == MANIFEST and "files:\n" in lines:
+        lines = lines[: lines.index("files:\n")]
+    return lines
+
+
 def diff_versions(pipeline: Path, a: str, b: str) -> str:
     available = versions(pipeline)
     va, vb = _version_number(a, available, pipeline), _version_number(b, available, pipeline)
     files_a, files_b = read_files(pipeline / f"v{va}"), read_files(pipeline / f"v{vb}")
     lines: list[str] = [f"{pipeline.name}: v{va} -> v{vb}\n"]
-    steps_a = [s["name"] for s in _yaml_values(files_a.get("pipeline.yaml", b"")).get("steps", [])]
-    steps_b = [s["name"] for s in _yaml_values(files_b.get("pipeline.yaml", b"")).get("steps", [])]
+    steps_a = _step_names(_yaml_values(files_a.get("pipeline.yaml", b"")))
+    steps_b = _step_names(_yaml_values(files_b.get("pipeline.yaml", b"")))
     for s in steps_b:
         if s not in steps_a:
             lines.append(f"  + step {s}\n")
@@ -103,8 +127,8 @@ def diff_versions(pipeline: Path, a: str, b: str) -> str:
     if len(lines) == 1 and not changed:
         lines.append("  (identical)\n")
     for path in changed:
-        old = files_a.get(path, b"").decode("utf-8").splitlines(keepends=True)
-        new = files_b.get(path, b"").decode("utf-8").splitlines(keepends=True)
+        old = _shown_lines(path, files_a.get(path, b""))
+        new = _shown_lines(path, files_b.get(path, b""))
         lines.append("\n")
         lines.extend(
             difflib.unified_diff(old, new, fromfile=f"v{va}/{path}", tofile=f"v{vb}/{path}", n=2)

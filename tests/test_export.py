@@ -53,8 +53,9 @@ def test_step_module_structure(tmp_path: Path) -> None:
     params_at = code.index('# %% tags=["parameters"]')
     load_at = code.index('data = nb2prod.runtime.load("data", step="preprocessing")')
     user_at = code.index("model = sum(data) * rate")
-    save_at = code.index('nb2prod.runtime.save("model", model)')
-    assert params_at < load_at < user_at < save_at
+    save_at = code.index('nb2prod.runtime.save_outputs({"model": model})')
+    models_at = code.index('nb2prod.runtime.save_models(globals(), ["model"])')
+    assert params_at < load_at < user_at < save_at < models_at  # a saved model is then linked
     assert "rate = ...  # learning rate" in code
     assert "label" not in code  # only the parameters this step uses
     assert "0.5" not in code  # values live in config.yaml only

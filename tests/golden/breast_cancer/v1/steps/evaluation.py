@@ -26,8 +26,6 @@
 import warnings
 
 import nb2prod.runtime
-import numpy as np  # noqa: F401
-import pandas as pd  # noqa: F401
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 # %% tags=["parameters"]

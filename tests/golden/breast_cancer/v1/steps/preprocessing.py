@@ -26,8 +26,6 @@
 import warnings
 
 import nb2prod.runtime
-import numpy as np  # noqa: F401
-import pandas as pd  # noqa: F401
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -64,7 +62,11 @@ X_test_scaled = scaler.transform(X_test)
 print("train:", X_train_scaled.shape, "test:", X_test_scaled.shape)
 
 # %%
-nb2prod.runtime.save("X_test_scaled", X_test_scaled)
-nb2prod.runtime.save("X_train_scaled", X_train_scaled)
-nb2prod.runtime.save("y_test", y_test)
-nb2prod.runtime.save("y_train", y_train)
+nb2prod.runtime.save_outputs(
+    {
+        "X_test_scaled": X_test_scaled,
+        "X_train_scaled": X_train_scaled,
+        "y_test": y_test,
+        "y_train": y_train,
+    }
+)

@@ -26,8 +26,6 @@
 import warnings
 
 import nb2prod.runtime
-import numpy as np  # noqa: F401
-import pandas as pd  # noqa: F401
 from sklearn.linear_model import LogisticRegression
 
 # %% tags=["parameters"]
@@ -56,7 +54,7 @@ model.fit(X_train_scaled, y_train)
 print("iterations:", model.n_iter_[0])
 
 # %%
-nb2prod.runtime.save_models(globals(), ["model"])
+nb2prod.runtime.save_outputs({"model": model})
 
 # %%
-nb2prod.runtime.save("model", model)
+nb2prod.runtime.save_models(globals(), ["model"])

@@ -24,7 +24,6 @@
 
 # %%
 import nb2prod.runtime
-import numpy as np  # noqa: F401
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 

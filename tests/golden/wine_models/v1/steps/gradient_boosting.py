@@ -51,7 +51,7 @@ gb = GradientBoostingClassifier(
 gb.fit(X_train, y_train)
 
 # %%
-nb2prod.runtime.save_models(globals(), ["gb"])
+nb2prod.runtime.save_outputs({"gb": gb})
 
 # %%
-nb2prod.runtime.save("gb", gb)
+nb2prod.runtime.save_models(globals(), ["gb"])

@@ -24,7 +24,6 @@
 
 # %%
 import nb2prod.runtime
-import numpy as np  # noqa: F401
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 
@@ -59,8 +58,12 @@ feature_names = list(X.columns)
 print(len(feature_names), "features;", len(X_train), "train /", len(X_test), "test rows")
 
 # %%
-nb2prod.runtime.save("X_test", X_test)
-nb2prod.runtime.save("X_train", X_train)
-nb2prod.runtime.save("feature_names", feature_names)
-nb2prod.runtime.save("y_test", y_test)
-nb2prod.runtime.save("y_train", y_train)
+nb2prod.runtime.save_outputs(
+    {
+        "X_test": X_test,
+        "X_train": X_train,
+        "feature_names": feature_names,
+        "y_test": y_test,
+        "y_train": y_train,
+    }
+)

@@ -24,7 +24,6 @@
 
 # %%
 import nb2prod.runtime
-import numpy as np  # noqa: F401
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
@@ -52,7 +51,7 @@ rf_importances = pd.Series(rf.feature_importances_, index=feature_names).sort_va
 rf_importances.head(5)
 
 # %%
-nb2prod.runtime.save_models(globals(), ["rf", "rf_importances"])
+nb2prod.runtime.save_outputs({"rf": rf})
 
 # %%
-nb2prod.runtime.save("rf", rf)
+nb2prod.runtime.save_models(globals(), ["rf", "rf_importances"])

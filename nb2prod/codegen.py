@@ -121,22 +121,13 @@ def _cell_refs(plan: Plan, indices: list[int]) -> list[dict[str, Any]]:
 
 
 def _step_entry(plan: Plan, s: StepPlan, order: list[str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": s.name,
-        "role": s.role,
-        "module": s.module,
-        "cells": _cell_refs(plan, s.cells),
-        "inputs": [
-            {"name": i.name, "from": i.step}
-            for i in sorted(s.inputs.values(), key=lambda i: i.name)
-        ],
-        "outputs": sorted(s.outputs),
-        "parameters": [p for p in order if p in s.parameters],
-        "metrics": sorted({n for m in s.metrics for n in m.names}),
-        "depends_on": s.depends_on,
-    }
-    if s.engine:  # Kale 2.x settings for the engines (cache, image, limits...), as tagged
-        entry["engine"] = s.engine
+    """The step as ``inspect --json`` shows it, with cells named by index and id, without what
+    only a reader of the plan needs (hoisted names), and engine settings only where tagged."""
+    entry = s.to_json(order)
+    entry["cells"] = _cell_refs(plan, s.cells)
+    del entry["hoisted"]
+    if not entry["engine"]:
+        del entry["engine"]
     return entry
 
 

@@ -147,6 +147,30 @@ export interface IRunStep {
 }
 
 /**
+ * The MLflow side of a run record.
+ */
+export interface IRunTracking {
+  /**
+   * Absent from records written before tracking had phases: those hold the result only.
+   */
+  state?: 'pending' | 'logging' | 'done';
+  /**
+   * When logging started (ISO 8601), while `state` is `logging`.
+   */
+  started_at?: string;
+  /**
+   * How long logging took, in seconds, once `state` is `done`.
+   */
+  duration?: number | null;
+  ok?: boolean;
+  uri?: string;
+  experiment?: string;
+  experiment_id?: string | null;
+  run_id?: string | null;
+  error?: string | null;
+}
+
+/**
  * A run record: `run.json`.
  */
 export interface IRun {
@@ -160,14 +184,11 @@ export interface IRun {
   params?: { [name: string]: unknown };
   steps: { [name: string]: IRunStep };
   metrics: { [name: string]: number };
-  tracking?: {
-    ok?: boolean;
-    uri?: string;
-    experiment?: string;
-    experiment_id?: string;
-    run_id?: string;
-    error?: string | null;
-  } | null;
+  /**
+   * `null` when the run is not tracked; else `pending` (from the start), `logging` (while the
+   * results are logged to MLflow, after the steps), then `done` with the tracking result.
+   */
+  tracking?: IRunTracking | null;
   /**
    * The run folder, relative to the server's root.
    */
@@ -186,10 +207,48 @@ export function hasEnded(run: IRun): boolean {
 }
 
 /**
- * Whether a run is over: its status is final and its process (MLflow logging included) done.
+ * Where a run stands with MLflow.
+ *
+ * - `none`: not tracked (or not yet known: a queued run);
+ * - `pending`, `logging`: tracking has not finished;
+ * - `done`: tracking finished (its result says whether it worked);
+ * - `lost`: the run's process ended before tracking finished (it was killed).
+ *
+ * Records from servers that predate tracking phases carry the result alone (`done`), or nothing
+ * while their process still logs after the steps (`active`).
+ */
+export type TrackingPhase = 'none' | 'pending' | 'logging' | 'done' | 'lost';
+
+export function trackingPhase(run: IRun): TrackingPhase {
+  const tracking = run.tracking;
+  if (tracking === undefined || tracking === null) {
+    return tracking === undefined && hasEnded(run) && run.active === true
+      ? 'logging'
+      : 'none';
+  }
+  const state = tracking.state ?? 'done';
+  if (state === 'done') {
+    return 'done';
+  }
+  return hasEnded(run) && run.active === false ? 'lost' : state;
+}
+
+/**
+ * Whether a run is over: its steps are done and so is its MLflow logging.
  */
 export function isFinished(run: IRun): boolean {
-  return hasEnded(run) && run.active !== true;
+  const phase = trackingPhase(run);
+  return hasEnded(run) && phase !== 'pending' && phase !== 'logging';
+}
+
+/**
+ * The time the user waited for a finished run: the steps, then MLflow logging.
+ */
+export function totalDuration(run: IRun): number | null {
+  if (run.duration === null || run.duration === undefined) {
+    return null;
+  }
+  return run.duration + (run.tracking?.duration ?? 0);
 }
 
 /**

@@ -3,6 +3,20 @@
  */
 
 /**
+ * Problems, counted by severity: `2 errors, 1 warning`.
+ */
+export function problemCount(
+  problems: readonly { severity: string }[]
+): string {
+  const count = (n: number, word: string) =>
+    n === 0 ? null : `${n} ${word}${n > 1 ? 's' : ''}`;
+  const errors = problems.filter(p => p.severity === 'error').length;
+  return [count(errors, 'error'), count(problems.length - errors, 'warning')]
+    .filter(Boolean)
+    .join(', ');
+}
+
+/**
  * 0-based cell indexes as 1-based text: `cell 3`, `cells 4–7`, `cells 5, 9–10`.
  *
  * Runs of consecutive indexes become ranges. `bridge` may say that the cells between two
@@ -77,6 +91,22 @@ export function formatValue(value: unknown, type?: string): string {
     return String(value);
   }
   return jsonText(value);
+}
+
+/**
+ * A parameter value in JSON, as the run form's fields take it: `0.25`, `1.0` for a float,
+ * `"rbf"`, `true`, `null`, `[1, 2]`. One notation in the form: no Python `True` or `None`
+ * beside a JSON field.
+ */
+export function formatJSONValue(value: unknown, type?: string): string {
+  if (
+    typeof value === 'number' &&
+    type === 'float' &&
+    Number.isInteger(value)
+  ) {
+    return value.toFixed(1);
+  }
+  return jsonText(value ?? null);
 }
 
 /**

@@ -23,13 +23,19 @@ import { Menu } from '@lumino/widgets';
 /* eslint-disable jupyter/prefer-lazy-imports */
 import { Nb2prodAPI } from './api';
 import { goToCell } from './goto';
-import { IRoleChoice, roleOptions, roleTitle } from './grammar';
+import { IRoleChoice, nameProblem, roleOptions, roleTitle } from './grammar';
 import { pipelineIcon } from './icons';
 import { CellMarkers } from './markers';
 import { PipelineModel } from './model';
 import { PipelinePanel } from './panel';
 import { RoleControlWidget, setCellRole, undoable } from './rolecontrol';
-import { RunNotebookDrive, runNotebookPath } from './rundrive';
+import {
+  executedStepOf,
+  ReadOnlyDrive,
+  RunNotebookDrive,
+  runNotebookPath,
+  viewPath
+} from './rundrive';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
 /**
@@ -72,10 +78,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const api = new Nb2prodAPI(app.serviceManager.serverSettings);
     const model = new PipelineModel(api, tracker);
 
-    // Role markers on every notebook's cells.
-    const markNotebook = (panel: NotebookPanel) => new CellMarkers(panel);
-    tracker.forEach(markNotebook);
-    tracker.widgetAdded.connect((sender, panel) => markNotebook(panel));
+    // Role markers on every notebook's cells. An executed step notebook never starts a
+    // kernel: it is a record of a run (this runs before its context asks for one).
+    const onNotebook = (panel: NotebookPanel): CellMarkers => {
+      if (executedStepOf(panel.context.path)) {
+        panel.sessionContext.kernelPreference = {
+          ...panel.sessionContext.kernelPreference,
+          shouldStart: false,
+          canStart: false,
+          autoStartDefault: false
+        };
+      }
+      return new CellMarkers(panel); // disposed with the panel
+    };
+    tracker.forEach(onNotebook);
+    tracker.widgetAdded.connect((sender, panel) => onNotebook(panel));
 
     // The role dropdown of the cell toolbar (its place is declared in schema/plugin.json).
     toolbarRegistry?.addFactory<Cell>(
@@ -86,23 +103,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
 
-    // Executed step notebooks open read-only from their own drive, without a kernel.
+    // Executed step notebooks and the files of exported versions open read-only, from drives
+    // of their own (see rundrive.ts).
     app.serviceManager.contents.addDrive(
       new RunNotebookDrive(app.serviceManager.serverSettings)
     );
-    const openRunNotebook = async (runId: string, step: string) => {
-      const widget = await commands.execute('docmanager:open', {
-        path: runNotebookPath(runId, step),
-        factory: 'Notebook'
+    app.serviceManager.contents.addDrive(
+      new ReadOnlyDrive(app.serviceManager.contents)
+    );
+    const open = (args: {
+      path: string;
+      factory?: string;
+      kernelPreference?: { shouldStart: boolean; canStart: boolean };
+    }) =>
+      commands.execute('docmanager:open', args).catch(reason => {
+        // docmanager shows its own error dialog; nothing must escape as an uncaught error.
+        console.warn(`nb2prod: could not open ${args.path}`, reason);
+        return null;
       });
-      if (widget instanceof NotebookPanel) {
-        widget.sessionContext.kernelPreference = {
-          ...widget.sessionContext.kernelPreference,
-          shouldStart: false,
-          canStart: false
-        };
-      }
-    };
+    const openRunNotebook = (runId: string, step: string) =>
+      open({
+        path: runNotebookPath(runId, step),
+        factory: 'Notebook',
+        kernelPreference: { shouldStart: false, canStart: false }
+      });
+    // A command run from a button or a link: its errors are reported, never left uncaught.
+    const run = (command: string) =>
+      void commands.execute(command).catch(reason => {
+        console.error(`nb2prod: ${command} failed`, reason);
+      });
 
     // The Pipeline panel.
     const showPanel = () => {
@@ -119,10 +148,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       openRunNotebook: (runId, step) => void openRunNotebook(runId, step),
-      export: () => void commands.execute(CommandIDs.exportPipeline),
-      run: () => void commands.execute(CommandIDs.runPipeline),
+      openFile: path => void open({ path }),
+      export: () => run(CommandIDs.exportPipeline),
+      run: () => run(CommandIDs.runPipeline),
       refresh: () => void model.inspectNow(),
-      showTagReference: () => void commands.execute(CommandIDs.tagReference),
+      showTagReference: () => run(CommandIDs.tagReference),
       label: command =>
         commands.label(
           command === 'export'
@@ -143,19 +173,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
       describedBy: NO_ARGS,
       execute: async () => {
         const panel = current();
-        if (panel) {
+        if (panel && model.exportBlocker === null) {
           const { exportNotebook } = await import('./export');
-          await exportNotebook(app, model, panel);
+          await exportNotebook(app, model, panel, {
+            openReadOnly: (path, factory) =>
+              void open({ path: viewPath(path), factory }).then(lockEditor)
+          });
         }
       }
     });
 
     commands.addCommand(CommandIDs.runPipeline, {
       label: 'Run Pipeline…',
-      caption:
+      caption: () =>
+        model.runBlocker ??
         'Run an exported version of the pipeline, with parameter overrides',
+      isEnabled: () => model.runBlocker === null,
       describedBy: NO_ARGS,
       execute: async () => {
+        if (model.runBlocker !== null) {
+          return;
+        }
         const { runPipeline } = await import('./run');
         await runPipeline(
           app,
@@ -225,7 +263,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
             label: 'Step name',
             hint: `The cell starts the step ${role}:NAME.`,
             accept: 'Set',
-            initial: ''
+            initial: '',
+            check: nameProblem
           });
           if (!name) {
             return;
@@ -273,6 +312,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     model.changed.connect(() => {
       commands.notifyCommandChanged(CommandIDs.exportPipeline);
+      commands.notifyCommandChanged(CommandIDs.runPipeline);
       commands.notifyCommandChanged(CommandIDs.refresh);
     });
     tracker.currentChanged.connect(() => {
@@ -280,6 +320,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
   }
 };
+
+/**
+ * Make a file editor read-only (its drive already refuses to save it): nobody edits an
+ * exported version by accident. Once its document is loaded, as the file editor applies its
+ * settings until then.
+ */
+function lockEditor(widget: unknown): void {
+  const doc = widget as {
+    context?: { ready: Promise<void> };
+    content?: { editor?: { setOption?(name: string, value: unknown): void } };
+  } | null;
+  const lock = () => doc?.content?.editor?.setOption?.('readOnly', true);
+  lock();
+  void doc?.context?.ready.then(lock);
+}
 
 /**
  * The label of the set-role command for its arguments.

@@ -7,6 +7,7 @@ import { Debouncer } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IPlan, IProblem, IRun, Nb2prodAPI } from './api';
+import { executedStepOf, IExecutedStep } from './rundrive';
 
 /**
  * How long the notebook must stay unchanged before it is inspected again.
@@ -27,6 +28,16 @@ export interface IRunState {
    * Why the run's record could not be read, if it could not.
    */
   error: string | null;
+}
+
+/**
+ * An executed step notebook that is open, and what the panel knows of its run.
+ */
+export interface IExecutedState extends IExecutedStep {
+  /**
+   * The run's record, once read (`null` until then, or if it could not be read).
+   */
+  record: IRun | null;
 }
 
 /**
@@ -100,6 +111,14 @@ export class PipelineModel {
   }
 
   /**
+   * The run and step, when the notebook is a step's executed notebook (read-only: it is not
+   * inspected, exported or run).
+   */
+  get executed(): IExecutedState | null {
+    return this._executed;
+  }
+
+  /**
    * The errors (not the warnings) of the plan.
    */
   get errors(): IProblem[] {
@@ -113,6 +132,9 @@ export class PipelineModel {
     if (!this._panel) {
       return 'Open a notebook to export it.';
     }
+    if (this._executed) {
+      return executedBlocker(this._executed, 'Export');
+    }
     const n = this.errors.length;
     if (n > 0) {
       const first = this.errors[0];
@@ -122,6 +144,13 @@ export class PipelineModel {
       );
     }
     return null;
+  }
+
+  /**
+   * Why Run is not possible right now, or `null` when it is.
+   */
+  get runBlocker(): string | null {
+    return this._executed ? executedBlocker(this._executed, 'Run') : null;
   }
 
   /**
@@ -160,7 +189,7 @@ export class PipelineModel {
   async inspectNow(): Promise<void> {
     const panel = this._panel;
     const seq = ++this._seq;
-    if (!panel || !panel.content.model) {
+    if (!panel || !panel.content.model || this._executed) {
       return;
     }
     this._loading = true;
@@ -209,7 +238,12 @@ export class PipelineModel {
     this._error = null;
     this._seq++;
     this._loading = false;
+    const executed = panel ? executedStepOf(panel.context.path) : null;
+    this._executed = executed ? { ...executed, record: null } : null;
     this._changed.emit();
+    if (this._executed) {
+      void this._readExecutedRun(this._executed);
+    }
     if (panel) {
       void panel.context.ready.then(() => {
         if (this._panel !== panel) {
@@ -234,6 +268,21 @@ export class PipelineModel {
     this.scheduleInspect();
   }
 
+  /**
+   * Read the run record of an executed step notebook, for the panel's links back to it.
+   */
+  private async _readExecutedRun(executed: IExecutedState): Promise<void> {
+    try {
+      const record = await this.api.run(executed.runId);
+      if (this._executed === executed) {
+        executed.record = record;
+        this._changed.emit();
+      }
+    } catch {
+      // The panel says what it can from the path alone.
+    }
+  }
+
   private _tracker: INotebookTracker;
   private _debouncer: Debouncer;
   private _panel: NotebookPanel | null = null;
@@ -242,5 +291,19 @@ export class PipelineModel {
   private _loading = false;
   private _seq = 0;
   private _runs = new Map<string, IRunState>();
+  private _executed: IExecutedState | null = null;
   private _changed = new Signal<this, void>(this);
+}
+
+/**
+ * Why `action` is not offered on an executed step notebook.
+ */
+export function executedBlocker(
+  executed: IExecutedStep,
+  action: 'Export' | 'Run'
+): string {
+  return (
+    `${action} is disabled: this is the executed notebook of step ${executed.step} of run ` +
+    `${executed.runId}, a read-only record of that run. ${action} the source notebook instead.`
+  );
 }

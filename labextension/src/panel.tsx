@@ -1,25 +1,23 @@
 /**
  * The Pipeline panel (left sidebar): the pipeline the current notebook defines right now.
  *
- * Top to bottom: parameters with their defaults; each step as a card (role chip and name, its
- * cells, what it needs and gives, what it runs after, and its run state once there is a run);
- * the cells in no step; problems; then the last run's outcome (metrics, MLflow).
- * Every cell reference and problem is a link that scrolls to the cell and selects it.
+ * Top to bottom: the Export and Run buttons with the count of problems beside them; problems
+ * and the last run's outcome (metrics, MLflow), where the default panel height shows them;
+ * then parameters with their defaults; each step as a card (role chip and name, its cells, what
+ * it needs and gives, what it runs after, and its run state once there is a run); the cells in
+ * no step. Every cell reference and problem is a link that scrolls to the cell and selects it.
+ * On an executed step notebook (read-only), it says so and links back to the run's notebook.
  */
 import { Button, ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IPlan, IProblem, IRun, IRunStep, IStep } from './api';
-import {
-  cellRanges,
-  formatDuration,
-  formatMetric,
-  formatValue
-} from './format';
+import { hasEnded, IPlan, IProblem, IRun, IRunStep, IStep } from './api';
+import { cellRanges, formatMetric, formatValue, problemCount } from './format';
 import { ICellRef } from './goto';
 import { roleHue, roleLabel } from './grammar';
 import { pipelineIcon } from './icons';
-import { IRunState, PipelineModel } from './model';
+import { IExecutedState, IRunState, PipelineModel } from './model';
+import { runHeadline, runPhase, stepStateView, trackingLine } from './runview';
 
 /**
  * What the panel asks of the application.
@@ -27,6 +25,10 @@ import { IRunState, PipelineModel } from './model';
 export interface IPanelActions {
   goToCell(ref: ICellRef): void;
   openRunNotebook(runId: string, step: string): void;
+  /**
+   * Open a file of the server's root (a run's source notebook).
+   */
+  openFile(path: string): void;
   export(): void;
   run(): void;
   refresh(): void;
@@ -70,57 +72,129 @@ interface IBodyProps {
   actions: IPanelActions;
 }
 
+const PROBLEMS_ID = 'nb2prod-panel-problems';
+
+/**
+ * Scroll a section of the panel into view and move the focus there (for keyboard users).
+ */
+function showSection(id: string): void {
+  const section = document.getElementById(id);
+  if (section) {
+    section.scrollIntoView({ block: 'start' });
+    section.focus({ preventScroll: true });
+  }
+}
+
+/**
+ * The plan's problems, without "no steps yet" (the empty state says how to start instead).
+ */
+function shownProblems(plan: IPlan): IProblem[] {
+  return plan.steps.length === 0
+    ? plan.problems.filter(p => p.code !== 'no-steps')
+    : plan.problems;
+}
+
 function PanelBody(props: IBodyProps): JSX.Element {
   const { model, actions } = props;
   const panel = model.panel;
   const plan = model.plan;
   const blocker = model.exportBlocker;
+  const runBlocker = model.runBlocker;
   const run = model.run;
+  const executed = model.executed;
+  const problems = plan && !executed ? shownProblems(plan) : [];
+  const errors = problems.filter(p => p.severity === 'error').length;
+  // For tests and styles: where the panel stands with the current notebook.
+  const state = !panel
+    ? 'none'
+    : executed
+      ? 'executed'
+      : model.loading || (!plan && !model.error)
+        ? 'loading'
+        : plan
+          ? 'ready'
+          : 'error';
   return (
-    <div className="nb2prod-PipelinePanel-body">
+    <div className="nb2prod-PipelinePanel-body" data-plan={state}>
       <header className="nb2prod-PipelinePanel-header">
-        <h2 className="nb2prod-PipelinePanel-title">
-          Pipeline
-          {plan && (
-            <span className="nb2prod-PipelinePanel-name">{plan.name}</span>
-          )}
-        </h2>
-        <div className="nb2prod-PipelinePanel-actions">
-          <Button
-            small
-            className="nb2prod-ExportButton"
-            disabled={blocker !== null}
-            title={
-              blocker ??
-              'Save the notebook and export it as a new pipeline version'
-            }
-            aria-label={actions.label('export')}
-            onClick={() => actions.export()}
-          >
-            Export
-          </Button>
-          <Button
-            small
-            className="nb2prod-RunButton"
-            disabled={!panel}
-            title="Run an exported version of the pipeline"
-            aria-label={actions.label('run')}
-            onClick={() => actions.run()}
-          >
-            Run
-          </Button>
-          <Button
-            small
-            minimal
-            className="nb2prod-RefreshButton"
-            disabled={!panel}
-            title="Inspect the notebook again"
-            aria-label="Refresh the pipeline outline"
-            onClick={() => actions.refresh()}
-          >
-            ⟳
-          </Button>
+        <div className="nb2prod-PipelinePanel-bar">
+          <h2 className="nb2prod-PipelinePanel-title">
+            Pipeline
+            {plan && !executed && (
+              <span className="nb2prod-PipelinePanel-name">{plan.name}</span>
+            )}
+          </h2>
+          <div className="nb2prod-PipelinePanel-actions">
+            <Button
+              small
+              className="nb2prod-ExportButton"
+              disabled={blocker !== null}
+              title={
+                blocker ??
+                'Save the notebook and export it as a new pipeline version'
+              }
+              aria-label={actions.label('export')}
+              aria-describedby={
+                blocker !== null ? 'nb2prod-export-blocker' : undefined
+              }
+              onClick={() => actions.export()}
+            >
+              Export
+            </Button>
+            <Button
+              small
+              className="nb2prod-RunButton"
+              disabled={!panel || runBlocker !== null}
+              title={runBlocker ?? 'Run an exported version of the pipeline'}
+              aria-label={actions.label('run')}
+              aria-describedby={
+                runBlocker !== null ? 'nb2prod-run-blocker' : undefined
+              }
+              onClick={() => actions.run()}
+            >
+              Run
+            </Button>
+            <Button
+              small
+              minimal
+              className="nb2prod-RefreshButton"
+              disabled={!panel || executed !== null}
+              title="Inspect the notebook again"
+              aria-label="Refresh the pipeline outline"
+              onClick={() => actions.refresh()}
+            >
+              ⟳
+            </Button>
+          </div>
         </div>
+        {blocker !== null && (
+          <span id="nb2prod-export-blocker" className="nb2prod-sr-only">
+            {blocker}
+          </span>
+        )}
+        {runBlocker !== null && (
+          <span id="nb2prod-run-blocker" className="nb2prod-sr-only">
+            {runBlocker}
+          </span>
+        )}
+        {problems.length > 0 && (
+          <p className="nb2prod-PipelinePanel-status">
+            <a
+              href="#"
+              className={`nb2prod-ProblemCount nb2prod-mod-${errors ? 'error' : 'warning'}`}
+              aria-label={`${problemCount(problems)}: show the problems`}
+              onClick={preventing(() => showSection(PROBLEMS_ID))}
+            >
+              {problemCount(problems)}
+            </a>
+            {errors > 0 && (
+              <span className="nb2prod-muted">
+                {' '}
+                · Export needs {errors === 1 ? 'it' : 'them'} fixed
+              </span>
+            )}
+          </p>
+        )}
       </header>
       {panel && (
         <p className="nb2prod-PipelinePanel-notebook" aria-live="polite">
@@ -133,19 +207,86 @@ function PanelBody(props: IBodyProps): JSX.Element {
           Open a notebook to see the pipeline it defines.
         </p>
       )}
-      {panel && model.error && (
-        <div className="nb2prod-Problem nb2prod-mod-error" role="alert">
+      {executed && <ExecutedView executed={executed} actions={actions} />}
+      {panel && !executed && model.error && (
+        <div className="nb2prod-Message nb2prod-mod-error" role="alert">
           Could not inspect the notebook: {model.error}{' '}
-          <a href="#" onClick={preventing(() => actions.refresh())}>
+          <a
+            href="#"
+            className="nb2prod-Message-action"
+            onClick={preventing(() => actions.refresh())}
+          >
             Try again
           </a>
         </div>
       )}
-      {panel && plan && (
-        <PlanView plan={plan} run={run} actions={actions} blocker={blocker} />
+      {problems.length > 0 && (
+        <ProblemsView problems={problems} errors={errors} actions={actions} />
       )}
-      {panel && run && <RunView run={run} actions={actions} />}
+      {panel && run && !executed && <RunView run={run} actions={actions} />}
+      {panel && plan && !executed && (
+        <PlanView plan={plan} run={run} actions={actions} />
+      )}
     </div>
+  );
+}
+
+/**
+ * The panel on an executed step notebook: what it is, and the way back to its run.
+ */
+function ExecutedView(props: {
+  executed: IExecutedState;
+  actions: IPanelActions;
+}): JSX.Element {
+  const { executed, actions } = props;
+  const record = executed.record;
+  const state = record?.steps[executed.step];
+  const view = state ? stepStateView(state, hasEnded(record!)) : null;
+  return (
+    <section
+      className="nb2prod-Section nb2prod-Executed"
+      aria-label="Executed step notebook"
+    >
+      <h3 className="nb2prod-Section-title">Executed step notebook</h3>
+      <p className="nb2prod-Executed-what">
+        Read-only: step <code>{executed.step}</code> of run{' '}
+        <code>{executed.runId}</code>
+        {record && (
+          <>
+            {' '}
+            ({record.pipeline} v{record.version})
+          </>
+        )}
+        , as papermill executed it. It is a record of that run: it cannot be
+        saved, exported or run.
+      </p>
+      {view && (
+        <p>
+          <span className="nb2prod-muted">Step state: </span>
+          <span className={`nb2prod-StepState nb2prod-mod-${view.kind}`}>
+            {view.symbol && <span aria-hidden="true">{view.symbol} </span>}
+            {view.text}
+          </span>
+        </p>
+      )}
+      {record?.notebook && (
+        <p>
+          <a
+            href="#"
+            className="nb2prod-Executed-source"
+            onClick={preventing(() => actions.openFile(record.notebook!))}
+          >
+            Open the source notebook ({record.notebook})
+          </a>{' '}
+          <span className="nb2prod-muted">to change, export or run it.</span>
+        </p>
+      )}
+      {record?.version_dir && (
+        <p className="nb2prod-muted">
+          Pipeline version: <code>{record.version_dir}</code>
+        </p>
+      )}
+    </section>
   );
 }
 
@@ -199,18 +340,43 @@ function CellLinks(props: {
   );
 }
 
+function ProblemsView(props: {
+  problems: IProblem[];
+  errors: number;
+  actions: IPanelActions;
+}): JSX.Element {
+  const { problems, errors, actions } = props;
+  return (
+    <section
+      id={PROBLEMS_ID}
+      className="nb2prod-Section"
+      aria-label="Problems"
+      tabIndex={-1}
+    >
+      <h3 className="nb2prod-Section-title">Problems</h3>
+      {errors > 0 && (
+        <p className="nb2prod-ExportBlocked">
+          Export is disabled until{' '}
+          {errors === 1 ? 'this error is' : `these ${errors} errors are`} fixed.
+        </p>
+      )}
+      <ul className="nb2prod-Problems">
+        {problems.map((p, k) => (
+          <ProblemItem key={k} problem={p} actions={actions} />
+        ))}
+      </ul>
+    </section>
+  );
+}
+
 function PlanView(props: {
   plan: IPlan;
   run: IRunState | null;
   actions: IPanelActions;
-  blocker: string | null;
 }): JSX.Element {
   const { plan, run, actions } = props;
   const noSteps = plan.steps.length === 0;
-  const problems = noSteps
-    ? plan.problems.filter(p => p.code !== 'no-steps')
-    : plan.problems;
-  const errors = problems.filter(p => p.severity === 'error').length;
+  const runEnded = run?.record ? hasEnded(run.record) : false;
   return (
     <>
       {noSteps && <EmptyState actions={actions} />}
@@ -246,6 +412,7 @@ function PlanView(props: {
               plan={plan}
               step={step}
               state={run?.record?.steps[step.name] ?? null}
+              runEnded={runEnded}
               runId={run?.id ?? null}
               actions={actions}
             />
@@ -263,23 +430,6 @@ function PlanView(props: {
               used)
             </span>
           </p>
-        </section>
-      )}
-      {problems.length > 0 && (
-        <section className="nb2prod-Section" aria-label="Problems">
-          <h3 className="nb2prod-Section-title">Problems</h3>
-          {errors > 0 && (
-            <p className="nb2prod-ExportBlocked">
-              Export is disabled until{' '}
-              {errors === 1 ? 'this error is' : `these ${errors} errors are`}{' '}
-              fixed.
-            </p>
-          )}
-          <ul className="nb2prod-Problems">
-            {problems.map((p, k) => (
-              <ProblemItem key={k} problem={p} actions={actions} />
-            ))}
-          </ul>
         </section>
       )}
     </>
@@ -354,71 +504,58 @@ function RoleChip(props: { role: string; text?: string }): JSX.Element {
 function StepState(props: {
   step: string;
   state: IRunStep;
+  runEnded: boolean;
   runId: string | null;
   actions: IPanelActions;
 }): JSX.Element {
-  const { step, state, runId, actions } = props;
-  switch (state.state) {
-    case 'queued':
-      return <span className="nb2prod-StepState nb2prod-muted">queued</span>;
-    case 'running':
-      return (
-        <span className="nb2prod-StepState" role="status">
-          <span className="nb2prod-Spinner" aria-hidden="true" />
-          running
-        </span>
-      );
-    case 'cached':
-      return (
-        <span
-          className="nb2prod-StepState nb2prod-mod-cached"
-          title="Reused from an earlier run"
+  const { step, state, runEnded, runId, actions } = props;
+  const view = stepStateView(state, runEnded);
+  const notebookOf = state.notebook_path ?? state.notebook;
+  const showNotebook =
+    (view.kind === 'failed' || view.kind === 'interrupted') &&
+    runId !== null &&
+    notebookOf;
+  return (
+    <span
+      className={`nb2prod-StepState nb2prod-mod-${view.kind}`}
+      role={view.kind === 'running' ? 'status' : undefined}
+      title={view.kind === 'cached' ? 'Reused from an earlier run' : undefined}
+    >
+      {view.kind === 'running' && (
+        <span className="nb2prod-Spinner" aria-hidden="true" />
+      )}
+      {view.symbol && <span aria-hidden="true">{view.symbol}</span>} {view.text}
+      {view.kind === 'succeeded' && (
+        <span className="nb2prod-sr-only"> succeeded</span>
+      )}
+      {view.detail && (
+        <>
+          {' '}
+          <span className="nb2prod-StepError">{view.detail}</span>
+        </>
+      )}
+      {showNotebook && (
+        <a
+          href="#"
+          className="nb2prod-StepNotebook"
+          onClick={preventing(() => actions.openRunNotebook(runId, step))}
         >
-          cached
-        </span>
-      );
-    case 'succeeded':
-      return (
-        <span className="nb2prod-StepState nb2prod-mod-succeeded">
-          <span aria-hidden="true">✓</span> {formatDuration(state.duration)}
-          <span className="nb2prod-sr-only"> succeeded</span>
-        </span>
-      );
-    default: {
-      const notebookOf = state.notebook_path ?? state.notebook;
-      return (
-        <span className={`nb2prod-StepState nb2prod-mod-${state.state}`}>
-          <span aria-hidden="true">✗</span> {state.state}
-          {state.error && (
-            <span className="nb2prod-StepError">
-              {state.error.message ||
-                `${state.error.ename}: ${state.error.evalue}`}
-              {state.error.cell ? ` (in ${state.error.cell})` : ''}
-            </span>
-          )}
-          {runId !== null && notebookOf && (
-            <a
-              href="#"
-              className="nb2prod-StepNotebook"
-              onClick={preventing(() => actions.openRunNotebook(runId, step))}
-            >
-              Open executed notebook
-            </a>
-          )}
-        </span>
-      );
-    }
-  }
+          Open executed notebook
+        </a>
+      )}
+    </span>
+  );
 }
 
 function StepCard(props: {
   plan: IPlan;
   step: IStep;
   state: IRunStep | null;
+  runEnded: boolean;
   runId: string | null;
   actions: IPanelActions;
 }): JSX.Element {
-  const { plan, step, state, runId, actions } = props;
+  const { plan, step, state, runEnded, runId, actions } = props;
   return (
     <article
       className="nb2prod-StepCard"
@@ -468,6 +605,7 @@ function StepCard(props: {
           <StepState
             step={step.name}
             state={state}
+            runEnded={runEnded}
             runId={runId}
             actions={actions}
           />
@@ -475,22 +613,6 @@ function StepCard(props: {
       )}
     </article>
   );
-}
-
-function runTitle(run: IRunState): string {
-  const record = run.record;
-  if (!record) {
-    return `${run.pipeline}: starting…`;
-  }
-  const name = `${record.pipeline} v${record.version}`;
-  switch (record.status) {
-    case 'queued':
-      return `${name}: queued`;
-    case 'running':
-      return `${name}: running…`;
-    default:
-      return `${name}: ${record.status}${record.duration ? ` in ${formatDuration(record.duration)}` : ''}`;
-  }
 }
 
 function RunView(props: {
@@ -502,45 +624,48 @@ function RunView(props: {
   const metrics = Object.entries(record?.metrics ?? {});
   const tracking = record?.tracking;
   const status = record?.status ?? 'queued';
+  const phase = record ? runPhase(record) : 'running';
+  const problem = record ? trackingLine(record) : null;
   return (
     <section
       className="nb2prod-Section nb2prod-Run"
       aria-label="Run"
       data-status={status}
+      data-phase={phase}
+      aria-busy={phase !== 'done'}
     >
       <h3 className="nb2prod-Section-title">Run</h3>
       <p
-        className={`nb2prod-Run-status nb2prod-mod-${status}`}
+        className={`nb2prod-Run-status nb2prod-mod-${phase === 'done' ? status : 'running'}`}
         role="status"
         aria-live="polite"
       >
-        {(status === 'running' || status === 'queued') && (
+        {phase !== 'done' && (
           <span className="nb2prod-Spinner" aria-hidden="true" />
         )}
-        {runTitle(run)}
+        {record ? runHeadline(record) : `${run.pipeline}: starting…`}
         <span className="nb2prod-muted"> (run {run.id})</span>
       </p>
       {run.error && (
-        <p className="nb2prod-Problem nb2prod-mod-error">{run.error}</p>
+        <p className="nb2prod-Message nb2prod-mod-error">{run.error}</p>
       )}
       {record &&
         Object.entries(record.steps)
           .filter(([, s]) => s.state === 'failed')
           .map(([name, s]) => (
-            <p key={name} className="nb2prod-Problem nb2prod-mod-error">
-              <span>
-                Step {name} failed: {s.error?.message ?? ''}{' '}
-                {(s.notebook_path ?? s.notebook) && (
-                  <a
-                    href="#"
-                    onClick={preventing(() =>
-                      actions.openRunNotebook(run.id, name)
-                    )}
-                  >
-                    Open executed notebook
-                  </a>
-                )}
-              </span>
+            <p key={name} className="nb2prod-Message nb2prod-mod-error">
+              Step {name} failed: {s.error?.message ?? ''}{' '}
+              {(s.notebook_path ?? s.notebook) && (
+                <a
+                  href="#"
+                  className="nb2prod-Message-action"
+                  onClick={preventing(() =>
+                    actions.openRunNotebook(run.id, name)
+                  )}
+                >
+                  Open executed notebook
+                </a>
+              )}
             </p>
           ))}
       {metrics.length > 0 && (
@@ -563,7 +688,7 @@ function RunView(props: {
           </tbody>
         </table>
       )}
-      {tracking && tracking.run_id && (
+      {phase === 'done' && tracking && tracking.run_id && (
         <p className="nb2prod-Tracking">
           MLflow: experiment <code>{tracking.experiment}</code>, run{' '}
           <code className="nb2prod-Tracking-run">{tracking.run_id}</code>
@@ -572,10 +697,8 @@ function RunView(props: {
           )}
         </p>
       )}
-      {tracking && tracking.error && (
-        <p className="nb2prod-Problem nb2prod-mod-warning">
-          Not tracked in MLflow: {tracking.error}
-        </p>
+      {problem && (
+        <p className="nb2prod-Message nb2prod-mod-warning">{problem.text}</p>
       )}
       {record?.dir && (
         <p className="nb2prod-muted nb2prod-Run-dir">

@@ -5,6 +5,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import {
@@ -14,9 +15,10 @@ import {
   IRun,
   isFinished
 } from './api';
-import { formatDuration, formatValue } from './format';
+import { formatJSONValue } from './format';
 import { IRunState, PipelineModel } from './model';
 import { fieldKind, initialText, parseField, readForm } from './paramform';
+import { preferredPipeline, runHeadline, runPhase } from './runview';
 
 /**
  * How often a running run's record is read.
@@ -159,6 +161,7 @@ function RunFormView(props: {
       </div>
       <div className="nb2prod-RunForm-steps nb2prod-muted">
         {version.path}: {version.steps.map(s => s.name).join(' → ')}
+        {version.notebook && <> · exported from {version.notebook}</>}
       </div>
       <fieldset className="nb2prod-RunForm-params">
         <legend>Parameters</legend>
@@ -265,7 +268,7 @@ function ParamField(props: {
       <label htmlFor={id}>
         <code>{param.name}</code>{' '}
         <span className="nb2prod-muted">
-          {param.type} · default {formatValue(param.value, param.type)}
+          {param.type} · default {formatJSONValue(param.value, param.type)}
         </span>
       </label>
       {input}
@@ -281,40 +284,42 @@ function ParamField(props: {
 }
 
 /**
- * The pipeline to preselect: the one exported from `notebook`, else the first.
+ * The notebook is not exported: say so, and offer Export (or, when there are pipelines,
+ * choosing another one deliberately). Answers what the user chose.
  */
-export function preferredPipeline(
-  pipelines: IPipeline[],
-  notebook: string | null,
-  name: string | null
-): number {
-  const byNotebook = pipelines.findIndex(p =>
-    p.versions.some(v => notebook !== null && v.notebook === notebook)
-  );
-  if (byNotebook >= 0) {
-    return byNotebook;
+async function askNotExported(
+  notebook: string,
+  others: number
+): Promise<'export' | 'other' | 'cancel'> {
+  const other = Dialog.createButton({
+    label: 'Run Another Pipeline…',
+    caption: 'Choose one of the exported pipelines',
+    accept: false
+  });
+  const body = document.createElement('div');
+  body.className = 'nb2prod-NotExported';
+  body.textContent =
+    `${notebook} has not been exported yet, so there is no pipeline of it to run. ` +
+    'Export it first: each export is a pipeline version you can run.';
+  const result = await showDialog({
+    title: 'Not Exported Yet',
+    body: new Widget({ node: body }),
+    buttons: [
+      Dialog.cancelButton(),
+      ...(others > 0 ? [other] : []),
+      Dialog.okButton({ label: 'Export…' })
+    ]
+  });
+  if (result.button.accept) {
+    return 'export';
   }
-  const byName = pipelines.findIndex(p => p.name === name);
-  return byName >= 0 ? byName : 0;
+  return result.button.label === other.label ? 'other' : 'cancel';
 }
 
 /**
  * One line about a run, for notifications.
  */
-export function runSummary(run: IRun): string {
-  const name = `${run.pipeline} v${run.version}`;
-  if (!isFinished(run)) {
-    return `Running ${name}…`;
-  }
-  const failed = Object.entries(run.steps).find(
-    ([, s]) => s.state === 'failed'
-  );
-  const took = run.duration ? ` in ${formatDuration(run.duration)}` : '';
-  if (run.status === 'failed' && failed) {
-    return `${name} failed${took}: step ${failed[0]}: ${failed[1].error?.message ?? ''}`;
-  }
-  return `${name} ${run.status}${took}`;
-}
+export const runSummary = runHeadline;
 
 /**
  * The whole Run flow.
@@ -336,26 +341,25 @@ export async function runPipeline(
     Notification.error(`Could not list the pipelines: ${String(reason)}`);
     return;
   }
-  if (pipelines.length === 0) {
+  let index = preferredPipeline(pipelines, notebook);
+  if (index < 0 && notebook !== null) {
+    const choice = await askNotExported(notebook, pipelines.length);
+    if (choice === 'export') {
+      await app.commands.execute('nb2prod:export');
+      return;
+    }
+    if (choice === 'cancel') {
+      return;
+    }
+    index = 0;
+  }
+  if (index < 0) {
     Notification.warning(
-      'No exported pipeline yet. Export the notebook first.',
-      {
-        autoClose: 8000,
-        actions: [
-          {
-            label: 'Export to Pipeline',
-            callback: () => void app.commands.execute('nb2prod:export')
-          }
-        ]
-      }
+      'No exported pipeline yet. Open a notebook and export it first.',
+      { autoClose: 8000 }
     );
     return;
   }
-  const index = preferredPipeline(
-    pipelines,
-    notebook,
-    model.plan?.name ?? null
-  );
   let state: IFormState = {
     pipeline: index,
     version: pipelines[index].latest,
@@ -418,6 +422,7 @@ export async function followRun(
   showPanel: () => void
 ): Promise<void> {
   let failures = 0;
+  let lastPhase = '';
   for (;;) {
     await new Promise(resolve => setTimeout(resolve, POLL_INTERVAL_MS));
     let record: IRun;
@@ -444,6 +449,8 @@ export async function followRun(
     if (model.runOf(key)?.id === run.id) {
       model.setRun(key, run);
     }
+    // The panel and the notification change together, from the same record: "steps
+    // succeeded; logging to MLflow…" until tracking is over, then the outcome.
     if (isFinished(record)) {
       Notification.update({
         id: notification,
@@ -453,6 +460,16 @@ export async function followRun(
         actions: [{ label: 'Show in Pipeline panel', callback: showPanel }]
       });
       return;
+    }
+    const phase = runPhase(record);
+    if (phase !== lastPhase) {
+      lastPhase = phase;
+      Notification.update({
+        id: notification,
+        message: runHeadline(record, null),
+        type: 'in-progress',
+        autoClose: false
+      });
     }
   }
 }

@@ -4,16 +4,21 @@
  *
  * Two servers: JupyterLab (the galata suite) and, when the `notebook` package is installed,
  * Jupyter Notebook 7 (a smaller suite checking that the extension loads there too).
+ *
+ * With NB2PROD_UI_BENCH=1 only the benchmark runs (bench_export.spec.ts, driven by
+ * benchmarks/bench_lab_export.py), against JupyterLab alone; the normal suite never runs it.
  */
 const { spawnSync } = require('child_process');
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 const labPort = process.env.NB2PROD_UI_PORT || '8899';
 const notebookPort = process.env.NB2PROD_UI_NOTEBOOK_PORT || '8898';
+const bench = process.env.NB2PROD_UI_BENCH === '1';
 const hasNotebook7 =
+  !bench &&
   spawnSync('jupyter', ['notebook', '--version'], { encoding: 'utf-8' })
     .status === 0;
-if (!hasNotebook7) {
+if (!hasNotebook7 && !bench) {
   console.warn(
     'nb2prod UI tests: Jupyter Notebook 7 is not installed; only the JupyterLab suite runs.'
   );
@@ -49,14 +54,23 @@ module.exports = {
   ...baseConfig,
   reporter: [['list'], ['html', { open: 'never' }]],
   timeout: 90 * 1000,
+  // The UI suite shares the machine with other work: give each expectation room.
+  expect: { timeout: 15 * 1000 },
   workers: 1,
   retries: 0,
   projects: [
-    {
-      name: 'jupyterlab',
-      testMatch: 'nb2prod.spec.ts',
-      use: { ...use, baseURL: `http://localhost:${labPort}` }
-    },
+    bench
+      ? {
+          name: 'bench',
+          testMatch: 'bench_export.spec.ts',
+          timeout: 600 * 1000,
+          use: { ...use, baseURL: `http://localhost:${labPort}` }
+        }
+      : {
+          name: 'jupyterlab',
+          testMatch: 'nb2prod.spec.ts',
+          use: { ...use, baseURL: `http://localhost:${labPort}` }
+        },
     ...(hasNotebook7
       ? [
           {

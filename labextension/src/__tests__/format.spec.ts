@@ -1,8 +1,10 @@
 import {
   cellRanges,
   formatDuration,
+  formatJSONValue,
   formatMetric,
-  formatValue
+  formatValue,
+  problemCount
 } from '../format';
 
 describe('cellRanges', () => {
@@ -40,5 +42,29 @@ describe('formatting', () => {
     expect(formatValue('rbf')).toBe('"rbf"');
     expect(formatValue([1, 2])).toBe('[1, 2]');
     expect(formatValue({ a: [1, 'x'] })).toBe('{"a": [1, "x"]}');
+  });
+});
+
+describe('the run form notation', () => {
+  it('is JSON, as the fields take it', () => {
+    expect(formatJSONValue(true, 'bool')).toBe('true');
+    expect(formatJSONValue(null, 'null')).toBe('null');
+    expect(formatJSONValue(1, 'float')).toBe('1.0');
+    expect(formatJSONValue(0.25, 'float')).toBe('0.25');
+    expect(formatJSONValue('rbf', 'str')).toBe('"rbf"');
+    expect(formatJSONValue({ a: [true, null] }, 'dict')).toBe(
+      '{"a": [true, null]}'
+    );
+  });
+});
+
+describe('problem counts', () => {
+  it('count errors and warnings', () => {
+    const e = { severity: 'error' };
+    const w = { severity: 'warning' };
+    expect(problemCount([e, e, w])).toBe('2 errors, 1 warning');
+    expect(problemCount([e])).toBe('1 error');
+    expect(problemCount([w, w])).toBe('2 warnings');
+    expect(problemCount([])).toBe('');
   });
 });

@@ -2,7 +2,7 @@
  * Helpers shared by nb2prod's UI tests: driving the Lab as a user would.
  */
 import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
-import { Locator } from '@playwright/test';
+import { Locator, Page } from '@playwright/test';
 import * as path from 'path';
 
 /**
@@ -45,6 +45,12 @@ export async function openPanel(
     await tab.click();
   }
   await expect(panel).toBeVisible();
+  // The first inspection of a notebook pays the server's imports: a busy machine takes a while.
+  await expect(panel.locator('.nb2prod-PipelinePanel-body')).toHaveAttribute(
+    'data-plan',
+    /^(ready|executed|error|none)$/,
+    { timeout: 60 * 1000 }
+  );
   return panel;
 }
 
@@ -90,4 +96,50 @@ export async function cellTags(
     const panel = app.shell.currentWidget;
     return panel.content.widgets[i].model.getMetadata('tags') ?? [];
   }, index);
+}
+
+/**
+ * Run a command from the command palette, as a user does: open it, wait until its search field
+ * has the focus, type, wait for the command to be listed, and press Enter. (Typing before the
+ * palette is open loses the keys, or sends them to the notebook.) A page still settling (a
+ * notebook taking the focus when its kernel starts) may close the palette: then it starts over.
+ */
+export async function runFromPalette(page: Page, label: string): Promise<void> {
+  const input = page.locator('.lm-CommandPalette-input:visible');
+  const item = page
+    .locator('.lm-CommandPalette-item.lm-mod-active')
+    .filter({ hasText: label });
+  await expect(async () => {
+    if (!(await input.isVisible())) {
+      await page.keyboard.press('Control+Shift+c');
+    }
+    await expect(input).toBeFocused({ timeout: 3000 });
+    await input.fill(label, { timeout: 3000 });
+    await expect(item).toBeVisible({ timeout: 3000 });
+    await input.press('Enter', { timeout: 3000 });
+  }).toPass({ timeout: 60 * 1000 });
+  await expect(input).toBeHidden();
+}
+
+/**
+ * Wait until an element's own animations (a notification's entrance) are over. Not its
+ * children's: a notification's progress bar animates until it closes.
+ */
+export async function animationsDone(locator: Locator): Promise<void> {
+  await locator.evaluate(node =>
+    Promise.all(node.getAnimations().map(a => a.finished.catch(() => a)))
+  );
+}
+
+/**
+ * The number and types of the current notebook's cells.
+ */
+export async function cellTypes(
+  page: IJupyterLabPageFixture
+): Promise<string[]> {
+  return page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    const panel = app.shell.currentWidget;
+    return panel.content.widgets.map((w: any) => w.model.type);
+  });
 }

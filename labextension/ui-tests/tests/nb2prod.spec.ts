@@ -5,14 +5,17 @@
  * The server is the real nb2prod server extension; runs are real papermill runs tracked to a
  * SQLite MLflow store in the server's temporary root (see jupyter_server_test_config.py).
  */
-import { expect, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 
 import {
+  animationsDone,
   cell,
   cellTags,
+  cellTypes,
   openNotebook,
   openPanel,
   pickRole,
+  runFromPalette,
   screenshotPath
 } from './helpers';
 
@@ -128,7 +131,6 @@ test('export, then run with an override, and see every step succeed', async ({
   tmpPath
 }) => {
   test.setTimeout(150 * 1000);
-  await page.setViewportSize({ width: 1280, height: 1000 });
   await openNotebook(page, tmpPath, 'iris.ipynb');
   const panel = await openPanel(page);
   await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
@@ -151,8 +153,26 @@ test('export, then run with an override, and see every step succeed', async ({
     await expect(
       toast.getByRole('button', { name: 'Open README' })
     ).toBeVisible();
-    await page.waitForTimeout(800); // the toast's entrance animation
+    await animationsDone(toast);
     await page.screenshot({ path: screenshotPath('export.png') });
+
+    // The files of a version open read-only, and JupyterLab writes no checkpoint into the
+    // version folder (an immutable version must stay as exported).
+    await toast.getByRole('button', { name: 'Open pipeline.yaml' }).click();
+    const yamlTab = page.getByRole('tab', { name: /pipeline\.yaml/ });
+    await expect(yamlTab).toBeVisible();
+    const editor = page.locator(
+      '.jp-FileEditor:not(.lm-mod-hidden) .cm-content'
+    );
+    await expect(editor).toContainText('name: iris');
+    await editor.click();
+    await page.keyboard.type('EDITED');
+    await expect(editor).not.toContainText('EDITED');
+    await expect(
+      page
+        .locator('.jp-Document:not(.lm-mod-hidden) .jp-ToolbarLabelComponent')
+        .filter({ hasText: 'is read-only' })
+    ).toBeVisible();
 
     // Exporting an unchanged notebook writes nothing.
     await page.getByRole('menuitem', { name: 'File' }).click();
@@ -167,6 +187,17 @@ test('export, then run with an override, and see every step succeed', async ({
     await expect(upToDate).toBeVisible();
     await upToDate.getByRole('button', { name: 'Open README' }).click();
     await expect(page.getByRole('tab', { name: /README\.md/ })).toBeVisible();
+    await expect(
+      page.locator('.jp-MarkdownViewer .jp-RenderedMarkdown', {
+        hasText: 'iris'
+      })
+    ).toBeVisible();
+    for (const file of ['pipeline.yaml', 'README.md']) {
+      const checkpoints = await page.request.get(
+        `/api/contents/pipelines/iris/v1/${file}/checkpoints`
+      );
+      expect(await checkpoints.json()).toEqual([]);
+    }
     await page.notebook.activate('iris.ipynb');
   });
 
@@ -207,18 +238,23 @@ test('export, then run with an override, and see every step succeed', async ({
     await expect(
       page.getByRole('alert').filter({ hasText: /iris v1 succeeded in/ })
     ).toBeVisible();
+    // The results are in view in the panel's default size, without scrolling.
+    await expect(run.locator('.nb2prod-Metrics')).toBeInViewport();
+    await expect(run.locator('.nb2prod-Tracking')).toBeInViewport();
     await panel.screenshot({ path: screenshotPath('run-panel.png') });
   });
 });
 
-test('a failing step shows its exception and opens its executed notebook', async ({
+test('a failing step shows its exception; its executed notebook opens read-only', async ({
   page,
   tmpPath
 }) => {
   test.setTimeout(120 * 1000);
+  const errors: string[] = [];
+  page.on('pageerror', e => errors.push(e.stack ?? String(e)));
   await openNotebook(page, tmpPath, 'failing.ipynb');
   const panel = await openPanel(page);
-  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(2);
+  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
   await page.getByRole('menuitem', { name: 'File' }).click();
   await page.getByRole('menuitem', { name: /Export to Pipeline/ }).click();
   await page
@@ -238,6 +274,16 @@ test('a failing step shows its exception and opens its executed notebook', async
   const training = panel.locator('.nb2prod-StepCard[data-step="training"]');
   await expect(training.locator('.nb2prod-StepState')).toContainText('✗');
   await expect(training).toContainText('ZeroDivisionError');
+  // A step that never ran is not a failure: "not run", and why.
+  const evaluation = panel.locator(
+    '.nb2prod-StepCard[data-step="evaluation"] .nb2prod-StepState'
+  );
+  await expect(evaluation).toContainText(
+    'not run step training did not succeed'
+  );
+  await expect(evaluation).not.toContainText('✗');
+  await expect(evaluation).not.toContainText('skipped');
+
   await training.getByRole('link', { name: 'Open executed notebook' }).click();
   await expect(
     page.getByRole('tab', { name: /training\.ipynb/ })
@@ -248,6 +294,99 @@ test('a failing step shows its exception and opens its executed notebook', async
       .filter({ hasText: 'ZeroDivisionError' })
       .first()
   ).toBeVisible();
+
+  // The panel says what this notebook is, instead of failing to inspect it.
+  const executed = panel.getByRole('region', {
+    name: 'Executed step notebook'
+  });
+  await expect(executed).toContainText(
+    /Read-only: step training of run \d{8}-/
+  );
+  await expect(executed).toContainText('failing v1');
+  await expect(panel).not.toContainText('Could not inspect');
+  // Export and Run are disabled there, and say why (on hover and to screen readers).
+  const exportButton = panel.getByRole('button', {
+    name: /Export to Pipeline/
+  });
+  await expect(exportButton).toBeDisabled();
+  await expect(exportButton).toHaveAttribute('title', /read-only record/);
+  await expect(exportButton).toHaveAccessibleDescription(/Export is disabled/);
+  await expect(
+    panel.getByRole('button', { name: /Run Pipeline/ })
+  ).toBeDisabled();
+  await expect(
+    page
+      .locator(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar'
+      )
+      .getByRole('button', { name: 'Export pipeline' })
+  ).toBeDisabled();
+  // It is a record: no kernel starts for it.
+  const sessions = await (await page.request.get('/api/sessions')).json();
+  expect(
+    sessions.filter((s: any) => /nb2prod-runs|training/.test(s.path))
+  ).toEqual([]);
+
+  // Back to the notebook the run came from.
+  await executed
+    .getByRole('link', { name: /Open the source notebook/ })
+    .click();
+  await expect(
+    page.getByRole('tab', { name: /failing\.ipynb/ })
+  ).toHaveAttribute('aria-selected', 'true');
+  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
+  await expect(exportButton).toBeEnabled();
+  // (ipywidgets' manager reads the missing kernel of a notebook without one: not ours.)
+  expect(errors.filter(e => /nb2prod/.test(e))).toEqual([]);
+});
+
+test('cancelling the save of a notebook changed on disk cancels Export, without errors', async ({
+  page,
+  tmpPath
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', e => errors.push(e.stack ?? String(e)));
+  await openNotebook(page, tmpPath, 'iris.ipynb');
+  await openPanel(page);
+  // Unsaved changes here, and a newer file on disk: saving asks "File Changed… Overwrite?".
+  await page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    const cells = app.shell.currentWidget.content.model.cells;
+    cells.get(0).sharedModel.setSource('# edited here');
+  });
+  const known = await page.evaluate(
+    () =>
+      (window as any).jupyterapp.shell.currentWidget.context.contentsModel
+        .last_modified
+  );
+  const file = await page.request.get(
+    `/api/contents/${tmpPath}/iris.ipynb?content=1`
+  );
+  const content = (await file.json()).content;
+  content.cells[0].source = '# edited elsewhere';
+  // Write the file until its time is clearly later (JupyterLab allows 0.5 s).
+  await expect
+    .poll(
+      async () => {
+        const put = await page.request.put(
+          `/api/contents/${tmpPath}/iris.ipynb`,
+          { data: { type: 'notebook', format: 'json', content } }
+        );
+        const written = Date.parse((await put.json()).last_modified);
+        return written - Date.parse(known);
+      },
+      { timeout: 10 * 1000 }
+    )
+    .toBeGreaterThan(1000);
+  await page
+    .locator('.jp-NotebookPanel-toolbar')
+    .getByRole('button', { name: 'Export pipeline' })
+    .click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText('File Changed');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(dialog).toHaveCount(0);
+  expect(errors).toEqual([]);
 });
 
 test('a problem shows in the panel, links to its cell, and disables Export', async ({
@@ -263,6 +402,14 @@ test('a problem shows in the panel, links to its cell, and disables Export', asy
   await expect(
     panel.getByText('Export is disabled until this error is fixed.')
   ).toBeVisible();
+  // Beside Export, the count; the problems themselves in view without scrolling.
+  const count = panel.locator(
+    '.nb2prod-PipelinePanel-header .nb2prod-ProblemCount'
+  );
+  await expect(count).toHaveText('1 error');
+  await expect(problem).toBeInViewport();
+  await count.click();
+  await expect(panel.getByRole('region', { name: 'Problems' })).toBeFocused();
 
   // The toolbar's Export button is disabled and says why.
   const exportButton = page
@@ -305,19 +452,311 @@ test('roles can be set from the context menu and, by keyboard, from the palette'
   expect(await cellTags(page, 3)).toEqual(['preprocessing']);
 
   await cell(page, 5).locator('.jp-InputPrompt').click();
-  await page.keyboard.press('Control+Shift+c');
-  await page.keyboard.type('Set Cell Role: Training (named)');
-  await page.keyboard.press('Enter');
+  await runFromPalette(page, 'Set Cell Role: Training (named)');
   const dialog = page.locator('.jp-Dialog');
-  await expect(
-    dialog.getByRole('textbox', { name: 'Step name' })
-  ).toBeFocused();
-  await page.keyboard.type('Bad Name');
+  const input = dialog.getByRole('textbox', { name: 'Step name' });
+  await expect(input).toBeFocused();
+  // Validated as the inline control is: an invalid name cannot be accepted, a safe one is
+  // suggested.
+  await page.keyboard.type('Feature-Importance');
   await expect(dialog.getByText(/lower-case letters/)).toBeVisible();
-  await dialog.getByRole('textbox').fill('xgb');
+  const set = dialog.getByRole('button', { name: 'Set', exact: true });
+  await expect(set).toBeDisabled();
   await page.keyboard.press('Enter');
-  await expect.poll(() => cellTags(page, 5)).toEqual(['training:xgb']);
+  await expect(input).toHaveValue('Feature-Importance');
+  await expect(input).toBeFocused();
+  await dialog
+    .getByRole('button', { name: 'Use the name feature_importance' })
+    .click();
+  await expect(input).toHaveValue('feature_importance');
+  await expect(set).toBeEnabled();
+  await page.keyboard.press('Enter');
+  await expect(dialog).toHaveCount(0);
+  await expect
+    .poll(() => cellTags(page, 5))
+    .toEqual(['training:feature_importance']);
   await expect(cell(page, 5).locator('.nb2prod-Chip')).toHaveText(
-    'TRAIN · xgb'
+    'TRAIN · feature_importance'
   );
+});
+
+test('with the focus on the role dropdown, the arrow keys and letters change the role, not the cell', async ({
+  page,
+  tmpPath
+}) => {
+  await openNotebook(page, tmpPath, 'iris_untagged.ipynb');
+  const before = await cellTypes(page);
+  const target = cell(page, 3);
+  await target.locator('.jp-InputPrompt').click();
+  const select = target.getByRole('combobox', {
+    name: 'Pipeline role of this cell'
+  });
+  await select.focus();
+  await page.keyboard.press('ArrowDown');
+  await expect.poll(() => cellTags(page, 3)).toEqual(['preprocessing']);
+  await expect(select).toBeFocused();
+  await expect(target).toHaveClass(/jp-mod-active/);
+  // A named role on the way shows its name field, but the arrows keep going.
+  await page.keyboard.press('ArrowDown');
+  await expect(
+    target.getByRole('textbox', { name: 'Preprocessing step name' })
+  ).toBeVisible();
+  await expect(select).toBeFocused();
+  await page.keyboard.press('ArrowDown');
+  await expect.poll(() => cellTags(page, 3)).toEqual(['training']);
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('ArrowUp');
+  await expect.poll(() => cellTags(page, 3)).toEqual(['preprocessing']);
+  // A letter picks a role by its first letter; none runs a notebook shortcut (M: Markdown,
+  // then A: insert a cell above, R: raw, which match no role after "m").
+  await page.keyboard.press('m');
+  await expect.poll(() => cellTags(page, 3)).toEqual(['metrics']);
+  await page.keyboard.press('a');
+  await page.keyboard.press('r');
+  await expect(select).toBeFocused();
+  expect(await cellTags(page, 3)).toEqual(['metrics']);
+  await expect(target).toHaveClass(/jp-mod-active/);
+  expect(await cellTypes(page)).toEqual(before);
+});
+
+test('a step name typed after the dropdown took the focus back goes into the name field', async ({
+  page,
+  tmpPath
+}) => {
+  await openNotebook(page, tmpPath, 'iris_untagged.ipynb');
+  const before = await cellTypes(page);
+  const fit = await pickRole(page, 5, 'Training…');
+  const name = fit.getByRole('textbox', { name: 'Training step name' });
+  await expect(name).toBeFocused();
+  // The dropdown's list closing gives it the focus back: what the user types next is still
+  // the name, and never a notebook shortcut (A: insert a cell, R: make it raw).
+  await fit
+    .getByRole('combobox', { name: 'Pipeline role of this cell' })
+    .focus();
+  await page.keyboard.type('ar');
+  await expect(name).toHaveValue('ar');
+  await expect(name).toBeFocused();
+  expect(await cellTypes(page)).toEqual(before);
+
+  // The error shows above the code, never over it.
+  await page.keyboard.type('-x');
+  const help = fit.locator('.nb2prod-RoleControl-help');
+  await expect(help).toHaveText(/lower-case letters/);
+  await expect(name).toHaveAccessibleDescription(/lower-case letters/);
+  const helpBox = await help.boundingBox();
+  const codeBox = await fit.locator('.jp-InputArea-editor').boundingBox();
+  expect(helpBox!.y + helpBox!.height).toBeLessThanOrEqual(codeBox!.y + 1);
+  await page.keyboard.press('Backspace');
+  await page.keyboard.press('Backspace');
+  await expect(help).toBeEmpty();
+  await page.keyboard.press('Enter');
+  await expect.poll(() => cellTags(page, 5)).toEqual(['training:ar']);
+  expect(await cellTypes(page)).toEqual(before);
+});
+
+/**
+ * A run record, as `GET /nb2prod/runs/ID` answers it.
+ */
+const RUN_ID = '20261126-101010-1234abc';
+
+function runRecord(
+  status: string,
+  steps: { [name: string]: { state: string; duration?: number; error?: any } },
+  more: { [key: string]: unknown } = {}
+): unknown {
+  return {
+    id: RUN_ID,
+    pipeline: 'iris',
+    version: 1,
+    status,
+    duration: null,
+    params: {},
+    metrics: {},
+    tracking: { state: 'pending' },
+    dir: `.nb2prod/runs/${RUN_ID}`,
+    active: true,
+    steps: Object.fromEntries(
+      Object.entries(steps).map(([name, s]) => [
+        name,
+        {
+          role: name,
+          duration: s.duration ?? null,
+          error: s.error ?? null,
+          notebook: null,
+          notebook_path: null,
+          metrics: {},
+          state: s.state
+        }
+      ])
+    ),
+    ...more
+  };
+}
+
+/**
+ * Answer the REST API's pipelines and runs from the test (the rest stays real), so that a
+ * test controls each state a run goes through.
+ */
+async function mockRuns(
+  page: IJupyterLabPageFixture,
+  pipelines: unknown[]
+): Promise<{ record: unknown; started: number }> {
+  const state = { record: null as unknown, started: 0 };
+  await page.route(/\/nb2prod\/pipelines(\?.*)?$/, route =>
+    route.fulfill({ json: { pipelines } })
+  );
+  // (Every GET carries a cache-busting query string.)
+  await page.route(/\/nb2prod\/runs(\?[^/]*)?$/, route => {
+    if (route.request().method() !== 'POST') {
+      return route.continue();
+    }
+    state.started++;
+    return route.fulfill({
+      status: 202,
+      json: { id: RUN_ID, pipeline: 'iris', version: 1 }
+    });
+  });
+  await page.route(new RegExp(`/nb2prod/runs/${RUN_ID}(\\?.*)?$`), route =>
+    route.fulfill({ json: state.record })
+  );
+  return state;
+}
+
+function irisPipeline(notebook: string): unknown {
+  return {
+    name: 'iris',
+    path: 'pipelines/iris',
+    latest: 1,
+    versions: [
+      {
+        version: 1,
+        path: 'pipelines/iris/v1',
+        created_at: '2026-11-26T10:00:00+00:00',
+        notebook,
+        steps: [
+          { name: 'preprocessing', role: 'preprocessing', depends_on: [] },
+          { name: 'logreg', role: 'training', depends_on: ['preprocessing'] },
+          { name: 'evaluation', role: 'evaluation', depends_on: ['logreg'] }
+        ],
+        parameters: [
+          { name: 'C', type: 'float', value: 1, help: '' },
+          { name: 'scale', type: 'bool', value: true, help: 'standardize' },
+          { name: 'seed', type: 'null', value: null, help: '' }
+        ]
+      }
+    ]
+  };
+}
+
+test('after the steps, the panel and the notification show MLflow logging, and end together', async ({
+  page,
+  tmpPath
+}) => {
+  await openNotebook(page, tmpPath, 'iris.ipynb');
+  const panel = await openPanel(page);
+  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
+  const server = await mockRuns(page, [irisPipeline(`${tmpPath}/iris.ipynb`)]);
+  const steps = (state: string) => ({
+    preprocessing: { state, duration: 1 },
+    logreg: { state, duration: 2 },
+    evaluation: { state, duration: 2 }
+  });
+  server.record = runRecord('running', steps('running'));
+
+  await panel.getByRole('button', { name: /Run Pipeline/ }).click();
+  const dialog = page.locator('.jp-Dialog');
+  // One notation in the form: JSON (true, null), as its fields take it.
+  await expect(
+    dialog.locator('label[for="nb2prod-param-scale"]')
+  ).toContainText('bool · default true');
+  await expect(dialog.locator('label[for="nb2prod-param-seed"]')).toContainText(
+    'default null'
+  );
+  await expect(dialog).not.toContainText('True');
+  await expect(dialog).not.toContainText('None');
+  await expect(dialog).toContainText(`exported from ${tmpPath}/iris.ipynb`);
+  await dialog.getByRole('button', { name: 'Run' }).click();
+
+  const run = panel.locator('.nb2prod-Run');
+  await expect(run).toHaveAttribute('data-phase', 'running');
+  const toast = page.locator('.Toastify__toast').filter({ hasText: 'iris v1' });
+  await expect(toast).toContainText('iris v1: running…');
+
+  // The steps are over; the results are being logged to MLflow.
+  server.record = runRecord('succeeded', steps('succeeded'), {
+    duration: 5,
+    metrics: { accuracy: 0.9 },
+    tracking: { state: 'logging', started_at: new Date().toISOString() }
+  });
+  await expect(run).toHaveAttribute('data-phase', 'tracking');
+  await expect(run.locator('.nb2prod-Run-status')).toContainText(
+    'iris v1: steps succeeded in 5.0s; logging to MLflow…'
+  );
+  await expect(run.locator('.nb2prod-Spinner')).toBeVisible();
+  await expect(toast).toContainText('logging to MLflow…');
+  await expect(run.locator('.nb2prod-Tracking')).toHaveCount(0);
+  await expect(toast).not.toContainText('(steps');
+
+  // Logging is over: both say so at once, with the time the user waited.
+  server.record = runRecord('succeeded', steps('succeeded'), {
+    duration: 5,
+    metrics: { accuracy: 0.9 },
+    active: false,
+    tracking: {
+      state: 'done',
+      duration: 2,
+      ok: true,
+      uri: 'sqlite:///mlflow.db',
+      experiment: 'iris',
+      experiment_id: '1',
+      run_id: 'a'.repeat(32),
+      error: null
+    }
+  });
+  const done = 'iris v1 succeeded in 7.0s (steps 5.0s, MLflow 2.0s)';
+  await expect(run.locator('.nb2prod-Run-status')).toContainText(done);
+  await expect(run).toHaveAttribute('data-phase', 'done');
+  await expect(run.locator('.nb2prod-Tracking')).toContainText(
+    `experiment iris, run ${'a'.repeat(32)}`
+  );
+  await expect(toast).toContainText(done);
+  expect(server.started).toBe(1);
+});
+
+test('Run on a notebook that was never exported says so and offers Export', async ({
+  page,
+  tmpPath
+}) => {
+  await openNotebook(page, tmpPath, 'iris.ipynb');
+  const panel = await openPanel(page);
+  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
+  // Another notebook's pipeline exists; it must not be preselected for this one.
+  const other = irisPipeline('elsewhere/other.ipynb') as any;
+  other.name = 'aaa_other';
+  other.path = 'pipelines/aaa_other';
+  other.versions[0].path = 'pipelines/aaa_other/v1';
+  const server = await mockRuns(page, [other]);
+
+  await panel.getByRole('button', { name: /Run Pipeline/ }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText('Not Exported Yet');
+  await expect(dialog).toContainText(
+    `${tmpPath}/iris.ipynb has not been exported yet`
+  );
+  await dialog.getByRole('button', { name: 'Export…' }).click();
+  // Export's own dialog follows.
+  await expect(dialog.getByLabel('Pipeline name')).toHaveValue('iris');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(dialog).toHaveCount(0);
+
+  // Running another pipeline is still possible, by choice.
+  await panel.getByRole('button', { name: /Run Pipeline/ }).click();
+  await dialog.getByRole('button', { name: 'Run Another Pipeline…' }).click();
+  await expect(dialog.locator('#nb2prod-run-pipeline')).toBeVisible();
+  await expect(
+    dialog.locator('#nb2prod-run-pipeline option:checked')
+  ).toHaveText('aaa_other');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(dialog).toHaveCount(0);
+  expect(server.started).toBe(0);
 });

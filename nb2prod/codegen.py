@@ -59,10 +59,12 @@ def _md_table_text(text: str) -> str:
     return one_line(text).replace("|", "\\|")
 
 
-class _Dumper(yaml.SafeDumper):
-    """PyYAML's safe dumper, with every string that holds a line-break-like or control
-    character written double-quoted, where escapes keep it exact (plain and single-quoted
-    styles fold such characters into spaces)."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """PyYAML's safe dumper (on libyaml where PyYAML has it: the pure-Python emitter cost a
+    third of an export of a large notebook), with every string that holds a line-break-like or
+    control character written double-quoted, where escapes keep it exact (plain and
+    single-quoted styles fold such characters into spaces). What it writes is read back with
+    the loader steps use before it is kept (see render_config)."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

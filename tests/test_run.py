@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import EXAMPLES, nb2prod_command, run_cli, write_notebook
+from conftest import EXAMPLES, nb2prod_command, own_kernels, run_cli, write_notebook
 
 pytestmark = pytest.mark.timeout(600)
 NO_TRACK = {"NB2PROD_TEST": "1"}
@@ -22,25 +22,9 @@ NO_TRACK = {"NB2PROD_TEST": "1"}
 def our_kernels() -> set[int]:
     """PIDs of kernels started by nb2prod: those it launches carry its in-memory history flag,
     and those it forks (and the zygote they fork from) the zygote's command line. Its MLflow
-    tracking worker counts too: no run may leave it behind either."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            b"nb2prod.kernel_zygote" in cmd
-            or b"nb2prod.tracking_worker" in cmd
-            or (
-                b"ipykernel_launcher" in b" ".join(cmd)
-                and b"--HistoryManager.hist_file=:memory:" in cmd
-            )
-        ):
-            pids.add(int(proc.name))
-    return pids
+    tracking worker counts too: no run may leave it behind either. Only this test session's
+    processes count (see conftest.own_kernels), not other programs' on the same machine."""
+    return own_kernels()
 
 
 @pytest.fixture
@@ -190,10 +174,9 @@ def test_interrupting_the_runner(fast_project: Path, no_leftover_kernels, sig: i
 
 
 def test_kernel_sockets_are_removed_even_when_the_runner_is_killed(
-    fast_project: Path, tmp_path: Path, no_leftover_kernels
+    fast_project: Path, short_tmpdir: Path, no_leftover_kernels
 ) -> None:
-    tmp = tmp_path / "tmp"  # where the kernels' socket folder goes
-    tmp.mkdir()
+    tmp = short_tmpdir  # where the kernels' socket folder goes
     env = {**os.environ, "CI": "true", "TMPDIR": str(tmp)}
     r = subprocess.run(
         [*nb2prod_command(), "run", "pipelines/fast", "--no-track"],

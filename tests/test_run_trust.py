@@ -272,3 +272,15 @@ def test_sigterm_while_logging_to_mlflow_stops_at_once_and_keeps_the_record(
     assert record["tracking"]["state"] == "done" and not record["tracking"]["ok"]
     assert "interrupted" in record["tracking"]["error"]
     assert "Traceback" not in out + err
+
+
+def test_a_deep_temporary_folder_does_not_stop_kernels(project: Path, tmp_path: Path) -> None:
+    # Kernels' Unix sockets live in a temporary folder; under a $TMPDIR too deep for a socket
+    # path (108 bytes) they failed to start with "ipc path ... longer than 107 characters".
+    deep = tmp_path / ("t" * 60) / ("u" * 60)
+    deep.mkdir(parents=True)
+    for fork in ("1", "0"):
+        r = run(project, "--no-cache", env={"TMPDIR": str(deep), "NB2PROD_FORK_KERNELS": fork})
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert [record["status"] for record in runs(project)] == ["succeeded", "succeeded"]
+    assert not list(deep.glob("nb2prod-kernels-*"))

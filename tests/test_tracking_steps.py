@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -280,14 +277,6 @@ def export_mlflow_notebook(project: Path) -> None:
     write_notebook(project / "notebooks" / "diabetes.ipynb", MLFLOW_NB)
     done = run_cli("export", "notebooks/diabetes.ipynb", cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-@pytest.fixture
-def short_tmpdir() -> Iterator[Path]:
-    """A TMPDIR of its own, short enough for the kernels' Unix sockets."""
-    folder = Path(tempfile.mkdtemp(prefix="nb2t-", dir="/tmp" if os.path.isdir("/tmp") else None))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_cli_run_puts_the_notebooks_own_mlflow_calls_in_its_step_runs(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,94 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+# Test tiers, run in this order by scripts/test.sh (fastest and most basic first, so failures
+# show early); `bash scripts/test.sh unit` (or `pytest -m unit`) runs one. A test's tier is its
+# file's, unless TIER_OF_TEST says otherwise; files not listed here count as "run". See
+# docs/testing.md.
+TIERS = ("unit", "cli", "run", "tracking", "server", "docs", "ui")
+TIER_OF_FILE = {
+    # unit: in-process, no kernel, no nb2prod subprocess
+    "test_analysis.py": "unit",
+    "test_export.py": "unit",
+    "test_gc_tuning.py": "unit",
+    "test_golden.py": "unit",
+    "test_grammar.py": "unit",
+    "test_params.py": "unit",
+    "test_plan.py": "unit",
+    "test_runtime.py": "unit",
+    "test_socket_dirs.py": "unit",
+    "test_zygote_preload.py": "unit",
+    "test_widgets.py": "unit",
+    # cli: the nb2prod command (export, check, inspect, refusals), linters
+    "test_cell_ids.py": "cli",
+    "test_cli.py": "cli",
+    "test_codegen_roundtrip.py": "cli",
+    "test_imports_per_step.py": "cli",
+    "test_kale.py": "cli",
+    "test_notebook_input.py": "cli",
+    "test_overrides.py": "cli",
+    "test_quality.py": "cli",
+    "test_randomness.py": "cli",
+    "test_tag_typos.py": "cli",
+    "test_version_integrity.py": "cli",
+    # run: pipelines run in kernels
+    "test_kernels.py": "run",
+    "test_run.py": "run",
+    "test_run_index.py": "run",
+    "test_run_trust.py": "run",
+    "test_steps_with_papermill.py": "run",
+    # tracking: MLflow
+    "test_tracking.py": "tracking",
+    "test_tracking_steps.py": "tracking",
+    # server: the Jupyter server extension's REST API
+    "test_server.py": "server",
+    # docs: every command transcript in README.md and docs/ run again against real output
+    "test_docs.py": "docs",
+    # ui: the JupyterLab extension (jest, linters, UI tests in Chromium) and the installed wheel
+    "test_install.py": "ui",
+    "test_labextension.py": "ui",
+}
+# Slow tests in an otherwise fast file ("file::test name" prefixes).
+TIER_OF_TEST = {
+    "test_export.py::test_concurrent_exports": "cli",
+    "test_widgets.py::test_panel_runs_a_pipeline_inside_a_kernel": "run",
+}
+
+
+def tier_of(item: pytest.Item) -> str:
+    file = item.path.name
+    test = f"{file}::{item.name}"
+    for prefix, tier in TIER_OF_TEST.items():
+        if test.startswith(prefix):
+            return tier
+    return TIER_OF_FILE.get(file, "run")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier_of(item)))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m TIER``, do not even import the files with no test in that tier: importing
+    them all (MLflow, Jupyter server...) takes longer than the unit tier's tests."""
+    tier = config.getoption("markexpr", "")
+    name = collection_path.name
+    if tier not in TIERS or name not in TIER_OF_FILE:
+        return None
+    in_tier = TIER_OF_FILE[name] == tier or any(
+        prefix.startswith(f"{name}::") and t == tier for prefix, t in TIER_OF_TEST.items()
+    )
+    return None if in_tier else True
+
+
+# Every process this test session starts inherits this marker in its environment: the runner,
+# its kernels, the zygote they fork from, the MLflow worker, and whatever is re-parented when a
+# test kills its runner. Leftover checks look only at processes carrying it (and at this
+# process's descendants), so other nb2prod processes on a shared machine never count.
+SESSION_MARKER = "NB2PROD_TEST_SESSION"
+SESSION = os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
 
 CellSpec = tuple[str, Sequence[str]] | str  # (source, tags) or just source
 
@@ -100,3 +191,50 @@ def tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def own_processes() -> dict[int, list[str]]:
+    """This session's processes, other than this one, with their command lines: this process's
+    descendants, and any process carrying the session marker in its environment (kernels and
+    zygotes outlive their runner when a test kills it, and then belong to no one)."""
+    import psutil
+
+    me = psutil.Process()
+    descendants = {p.pid for p in me.children(recursive=True)}
+    found: dict[int, list[str]] = {}
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != me.pid and (
+                proc.pid in descendants or proc.environ().get(SESSION_MARKER) == SESSION
+            ):
+                found[proc.pid] = proc.cmdline()
+        except psutil.Error:  # gone, or another user's: not ours
+            continue
+    return found
+
+
+def own_kernels() -> set[int]:
+    """PIDs of this session's kernels: those nb2prod launches carry its in-memory history flag,
+    and those it forks (and the zygote they fork from) the zygote's command line. Its MLflow
+    tracking worker counts too: no run may leave it behind either."""
+    pids = set()
+    for pid, cmd in own_processes().items():
+        if (
+            "nb2prod.kernel_zygote" in cmd
+            or "nb2prod.tracking_worker" in cmd
+            or (
+                any("ipykernel_launcher" in part for part in cmd)
+                and "--HistoryManager.hist_file=:memory:" in cmd
+            )
+        ):
+            pids.add(pid)
+    return pids
+
+
+@pytest.fixture
+def short_tmpdir() -> Iterator[Path]:
+    """A temporary folder of a test's own, for $TMPDIR: short enough for the kernels' Unix
+    sockets (pytest's tmp_path can be too deep, and nb2prod would then use /tmp instead)."""
+    folder = Path(tempfile.mkdtemp(prefix="nb2t-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Shared by the server extension (``GET /nb2prod/pipelines``) and the ipywidgets panel, so both
 build their run forms from the same description of a version's ``config.yaml``. The server
-imports :func:`inside` from here when it loads, so everything else is imported where used.
+imports :func:`inside` from here when it loads, so everything else is imported where used, but
+:mod:`nb2prod.version_folder`, which parses nothing on import.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Nb2prodError
-
-CONFIG = "config.yaml"
+from .version_folder import CONFIG, edits, read_manifest, read_version_yaml, version_path, versions
 
 
 def value_type(value: Any) -> str:
@@ -48,9 +48,11 @@ def config_help(text: str) -> dict[str, str]:
 
 def parameters(version_dir: Path) -> list[dict[str, Any]]:
     """``[{"name", "value", "type", "help"}]`` in the notebook's order, from config.yaml."""
-    from .export import read_manifest, read_version_yaml
+    return _parameters(version_dir, read_manifest(version_dir))
 
-    manifest = read_manifest(version_dir)
+
+def _parameters(version_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`parameters`, with the version's manifest already read."""
     config = read_version_yaml(version_dir, CONFIG)
     try:
         helps = config_help((version_dir / CONFIG).read_text("utf-8"))
@@ -78,8 +80,6 @@ def _posix(path: Path, root: Path) -> str:
 def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
     """One version as the run form needs it; paths relative to ``root``. ``edited`` lists the
     files that are not what nb2prod wrote: such a version is refused when it is run."""
-    from .export import edits, read_manifest
-
     version = int(version_dir.name[1:])
     try:
         manifest = read_manifest(version_dir)
@@ -100,7 +100,7 @@ def describe_version(version_dir: Path, root: Path) -> dict[str, Any]:
                 for s in steps
                 if isinstance(s, dict)
             ],
-            "parameters": parameters(version_dir),
+            "parameters": _parameters(version_dir, manifest),
             "edited": [str(e) for e in edits(version_dir, manifest) or ()],
         }
     except Nb2prodError as exc:  # one damaged version must not hide the others
@@ -115,14 +115,12 @@ def inside(path: str | Path, root: str | Path) -> bool:
 
 def describe_pipeline(pipeline_dir: Path, root: Path) -> dict[str, Any]:
     """A pipeline folder and its versions (those that link outside ``root`` are left out)."""
-    from .export import versions
-
-    found = [v for v in versions(pipeline_dir) if inside(pipeline_dir / f"v{v}", root)]
+    found = [v for v in versions(pipeline_dir) if inside(version_path(pipeline_dir, v), root)]
     return {
         "name": pipeline_dir.name,
         "path": _posix(pipeline_dir, root),
         "latest": found[-1] if found else None,
-        "versions": [describe_version(pipeline_dir / f"v{v}", root) for v in found],
+        "versions": [describe_version(version_path(pipeline_dir, v), root) for v in found],
     }
 
 

@@ -7,9 +7,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .codegen import MANIFEST
 from .errors import Nb2prodError
-from .export import VERSION_DIR, edits, read_files, read_manifest, versions
+from .version_folder import (
+    CONFIG,
+    MANIFEST,
+    edits,
+    is_version_dir,
+    read_files,
+    read_manifest,
+    version_path,
+    versions,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ def resolve_pipeline(path: Path, usage: str = "nb2prod versions {}") -> Path:
     from .pipeline import locate
 
     path = locate(path, usage)
-    if VERSION_DIR.match(path.name) and (path / "pipeline.yaml").is_file():
+    if is_version_dir(path):
         path = path.parent
     if not versions(path):
         raise Nb2prodError(
@@ -48,13 +56,13 @@ def resolve_pipeline(path: Path, usage: str = "nb2prod versions {}") -> Path:
 def list_versions(pipeline: Path) -> list[VersionSummary]:
     out = []
     for v in versions(pipeline):
-        m = read_manifest(pipeline / f"v{v}")
+        m = read_manifest(version_path(pipeline, v))
         source = m.get("source") if isinstance(m.get("source"), dict) else {}
         assert isinstance(source, dict)
         steps = m.get("steps") if isinstance(m.get("steps"), list) else []
         params = m.get("parameters") if isinstance(m.get("parameters"), list) else []
         assert isinstance(steps, list) and isinstance(params, list)
-        found = edits(pipeline / f"v{v}", m)
+        found = edits(version_path(pipeline, v), m)
         out.append(
             VersionSummary(
                 version=v,
@@ -104,18 +112,19 @@ def _shown_lines(path: str, data: bytes) -> list[str]:
 def diff_versions(pipeline: Path, a: str, b: str) -> str:
     available = versions(pipeline)
     va, vb = _version_number(a, available, pipeline), _version_number(b, available, pipeline)
-    files_a, files_b = read_files(pipeline / f"v{va}"), read_files(pipeline / f"v{vb}")
+    files_a = read_files(version_path(pipeline, va))
+    files_b = read_files(version_path(pipeline, vb))
     lines: list[str] = [f"{pipeline.name}: v{va} -> v{vb}\n"]
-    steps_a = _step_names(_yaml_values(files_a.get("pipeline.yaml", b"")))
-    steps_b = _step_names(_yaml_values(files_b.get("pipeline.yaml", b"")))
+    steps_a = _step_names(_yaml_values(files_a.get(MANIFEST, b"")))
+    steps_b = _step_names(_yaml_values(files_b.get(MANIFEST, b"")))
     for s in steps_b:
         if s not in steps_a:
             lines.append(f"  + step {s}\n")
     for s in steps_a:
         if s not in steps_b:
             lines.append(f"  - step {s}\n")
-    conf_a = _yaml_values(files_a.get("config.yaml", b""))
-    conf_b = _yaml_values(files_b.get("config.yaml", b""))
+    conf_a = _yaml_values(files_a.get(CONFIG, b""))
+    conf_b = _yaml_values(files_b.get(CONFIG, b""))
     for key in dict.fromkeys([*conf_a, *conf_b]):
         if key not in conf_b:
             lines.append(f"  - parameter {key} (was {conf_a[key]!r})\n")

@@ -25,7 +25,7 @@ import ipywidgets as widgets
 
 from .catalog import parameters
 from .errors import Nb2prodError
-from .export import VERSION_DIR, versions
+from .version_folder import VERSION_DIR, versions
 
 if TYPE_CHECKING:
     from .runner import RunResult

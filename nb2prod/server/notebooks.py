@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Nb2prodError, PlanError
+from ..version_folder import MANIFEST, PIPELINES, README
 from .errors import ApiError
 from .paths import inside, relative_to
-
-PIPELINES = "pipelines"  # exports go to <root>/pipelines/<name>/vN, as `nb2prod export` does
 
 
 def _relabel(text: str, os_path: Path, api_path: str) -> str:
@@ -126,7 +125,7 @@ def export_file(root: Path, os_path: Path, api_path: str, name: str | None) -> d
         "version": result.version,
         "path": version,
         "created": result.created,
-        "pipeline_yaml": f"{version}/pipeline.yaml",
-        "readme": f"{version}/README.md",
+        "pipeline_yaml": f"{version}/{MANIFEST}",
+        "readme": f"{version}/{README}",
         "warnings": [p.render(api_path) for p in result.plan.problems],
     }

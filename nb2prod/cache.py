@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .run_folder import (
+    cache_dir,
+    cache_entry,
+    cache_step_dir,
+    record_path,
+    run_dir,
+    write_record,
+)
 from .runtime import output_path
 
 
@@ -114,13 +122,16 @@ class Miss:
 
 
 class StepCache:
-    def __init__(self, root: Path, pipeline: str) -> None:
-        self.root = root / "cache" / pipeline
+    """The cache index of one pipeline (``run_folder.cache_dir``) and the checks of a hit."""
+
+    def __init__(self, home: Path, pipeline: str) -> None:
+        self.root = cache_dir(home, pipeline)
+        self.home = home  # holds the runs the entries name
 
     def _entry(self, step: str, key: str) -> Path:
-        return self.root / step / f"{key}.json"
+        return cache_entry(self.root, step, key)
 
-    def lookup(self, step: str, parts: KeyParts, runs_dir: Path) -> Hit | Miss:
+    def lookup(self, step: str, parts: KeyParts) -> Hit | Miss:
         """A usable earlier result, or why there is none."""
         entry_path = self._entry(step, parts.key)
         try:
@@ -131,7 +142,7 @@ class StepCache:
             return Miss("its cache entry cannot be read")
         try:
             run_id = str(entry["run"])
-            record = json.loads((runs_dir / run_id / "run.json").read_text("utf-8"))
+            record = json.loads(record_path(run_dir(self.home, run_id)).read_text("utf-8"))
             step_record = record["steps"][step]
         except (OSError, ValueError, KeyError, TypeError):
             return Miss("the run its cached result came from is gone")
@@ -143,7 +154,7 @@ class StepCache:
         recorded = step_record.get("outputs") or {}
         for name, sha in sorted(recorded.items()):
             try:
-                path = output_path(runs_dir / run_id, step, str(name))
+                path = output_path(run_dir(self.home, run_id), step, str(name))
             except (TypeError, ValueError):
                 path = None
             if path is None:
@@ -162,7 +173,7 @@ class StepCache:
 
     def _what_changed(self, step: str, parts: KeyParts) -> str:
         """Compare with the most recent entry of the step: code, parameters or inputs."""
-        folder = self.root / step
+        folder = cache_step_dir(self.root, step)
         try:
             entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
             last = json.loads(entries[-1].read_text("utf-8")) if entries else None
@@ -195,7 +206,6 @@ class StepCache:
     def store(self, step: str, parts: KeyParts, run_id: str) -> None:
         path = self._entry(step, parts.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         entry = {
             "run": run_id,
             "step": step,
@@ -203,11 +213,7 @@ class StepCache:
             "params": parts.params,
             "inputs": parts.inputs,
         }
-        try:
-            tmp.write_text(json.dumps(entry, default=repr), "utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_record(path, json.dumps(entry, default=repr))
 
     def forget(self, step: str, key: str) -> None:
         """Drop an entry whose files no longer match, so no later run tries it again."""

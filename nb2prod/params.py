@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CellRef, Problem
+from .run_folder import RUN_DIR_PARAM
 
-RESERVED_NAMES = frozenset({"nb2prod", "nb2prod_run_dir"})
+RESERVED_NAMES = frozenset({"nb2prod", RUN_DIR_PARAM})
 
 
 @dataclass(frozen=True)

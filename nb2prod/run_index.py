@@ -14,32 +14,48 @@ steps end it may still be logging to MLflow).
 
 ``home`` is ``$NB2PROD_HOME`` or ``.nb2prod``, relative to where ``nb2prod run`` started: the
 current folder for the CLI, the server's root folder for the REST API (:func:`runs_home`).
-This module needs only the standard library and psutil, so a reader loads neither the runner
-nor the server.
+Every path comes from :mod:`nb2prod.run_folder`. This module needs only the standard library
+and psutil, so a reader loads neither the runner nor the server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-RUNS = "runs"
-JOBS = "jobs"
+from .run_folder import (
+    JOBS,
+    RECORD,
+    RUN_ID_RE,
+    RUNS,
+    job_path,
+    jobs_dir,
+    record_path,
+    run_dir,
+    runs_dir,
+    runs_home,
+)
+
+__all__ = [  # runs_home and the names from run_folder are re-exported for older callers
+    "ACTIVE",
+    "JOBS",
+    "RUNS",
+    "RUN_ID_RE",
+    "STARTUP_GRACE",
+    "list_runs",
+    "pipeline_name",
+    "process_alive",
+    "read_json",
+    "read_run",
+    "runs_home",
+]
+
 ACTIVE = ("queued", "running")
-RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")  # as runner.new_run_id makes
 STARTUP_GRACE = 60.0  # seconds a job may go without a recorded process id before it is failed
-
-
-def runs_home(base: Path | None = None) -> Path:
-    """The folder holding ``runs/`` (and the server's ``jobs/``) for runs started in ``base``."""
-    home = Path(os.environ.get("NB2PROD_HOME", ".nb2prod"))
-    return home if base is None else base / home
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -105,7 +121,7 @@ def _from_job(job: dict[str, Any], home: Path, run_id: str) -> dict[str, Any]:
     since = since if isinstance(since, (int, float)) else None
     pid = job.get("pid")
     alive = process_alive(pid, since)
-    error_file = home / JOBS / f"{run_id}.error"
+    error_file = job_path(home, run_id, ".error")
     out: dict[str, Any] = {
         "id": run_id,
         "status": "queued",
@@ -135,11 +151,11 @@ def read_run(home: Path, run_id: str) -> dict[str, Any] | None:
     """
     if not RUN_ID_RE.fullmatch(run_id):
         return None
-    record = home / RUNS / run_id / "run.json"
+    record = record_path(run_dir(home, run_id))
     data = read_json(record)
     if data is not None:
         return _believed(data, record)
-    job = read_json(home / JOBS / f"{run_id}.json")
+    job = read_json(job_path(home, run_id))
     if job is None:
         return None
     data = read_json(record)  # the runner may have written it meanwhile
@@ -159,8 +175,8 @@ def list_runs(home: Path, pipeline: str | None = None, limit: int = 20) -> list[
 
     Runs the server has queued but not started yet are included.
     """
-    ids = {p.parent.name for p in (home / RUNS).glob("*/run.json")}
-    ids |= {p.stem for p in (home / JOBS).glob("*.json")}
+    ids = {p.parent.name for p in runs_dir(home).glob(f"*/{RECORD}")}
+    ids |= {p.stem for p in jobs_dir(home).glob("*.json")}
     name = pipeline_name(pipeline) if pipeline else None
     out: list[dict[str, Any]] = []
     for run_id in sorted((i for i in ids if RUN_ID_RE.fullmatch(i)), reverse=True):

@@ -1,8 +1,9 @@
 """Running a pipeline version: steps in DAG order, each in a fresh kernel, results in a run folder.
 
-The run folder (``.nb2prod/runs/<run-id>/``) holds everything a run produced: ``config.yaml``
-(effective parameters), ``steps/<step>/`` (outputs, metrics, models, executed notebook) and
-``run.json``, rewritten atomically at every change, so it always tells the state of the run.
+The run folder (laid out in :mod:`nb2prod.run_folder`) holds everything a run produced:
+``config.yaml`` (effective parameters), ``steps/<step>/`` (outputs, metrics, models, executed
+notebook) and ``run.json``, rewritten atomically at every change, so it always tells the state
+of the run.
 """
 
 from __future__ import annotations
@@ -33,12 +34,26 @@ from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, o
 from .errors import Nb2prodError
 from .overrides import effective_params
 from .pipeline import PipelineSpec, StepSpec, load_pipeline
-from .run_index import RUN_ID_RE, runs_home
+from .run_folder import (
+    MODEL_EXT,
+    RUN_DIR_PARAM,
+    RUN_ID_RE,
+    config_path,
+    metrics_path,
+    models_dir,
+    notebook_path,
+    record_path,
+    reserve_path,
+    run_dir,
+    runs_dir,
+    runs_home,
+    step_dir,
+    write_record,
+)
 
 if TYPE_CHECKING:
     from .tracking_worker import TrackingWorker
 
-RUN_DIR_PARAM = "nb2prod_run_dir"
 STATES_DONE = ("succeeded", "cached", "failed", "skipped", "interrupted")
 Observer = Callable[[str, str, dict[str, Any]], None]  # (event, step, step record)
 
@@ -93,7 +108,6 @@ class RunRecord:
     makes the run fail; the previous complete ``run.json`` stays in place.
     """
 
-    RESERVE = ".reserve"
     RESERVE_BYTES = 256 * 1024
 
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
@@ -101,7 +115,7 @@ class RunRecord:
         self.data = data
         self.lock = threading.RLock()
         self.write_error: str | None = None
-        self._reserve = path.with_name(self.RESERVE)
+        self._reserve = reserve_path(path.parent)
         with contextlib.suppress(OSError):
             with open(self._reserve, "wb") as fh:
                 fh.write(b"\0" * self.RESERVE_BYTES)
@@ -149,15 +163,7 @@ class RunRecord:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON through a temporary file and a rename; no temporary file is left
     behind, whatever happens. Non-finite floats are written as strings, so the file stays JSON."""
-    text = json.dumps(_finite(data), indent=2, default=repr, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    write_record(path, json.dumps(_finite(data), indent=2, default=repr, allow_nan=False) + "\n")
 
 
 def _finite(data: Any) -> Any:
@@ -257,7 +263,7 @@ class _Plan:
     no_cache: bool
     step_timeout: float | None
     cache: StepCache
-    runs_dir: Path
+    home: Path  # holds runs/ and cache/ (run_folder.runs_home)
     cwd: Path
     observer: Observer | None
     kernels: dict[str, Any] = field(default_factory=dict)
@@ -349,43 +355,43 @@ def _run_pipeline(
                 f"--steps: no step `{unknown[0]}` in {spec.name} v{spec.version}. "
                 f"Fix: choose from {', '.join(names)}."
             )
-    root = runs_home()
-    runs_dir = root / "runs"
+    home = runs_home()
+    runs = runs_dir(home)
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        if not os.access(runs_dir, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied", str(runs_dir))
+        runs.mkdir(parents=True, exist_ok=True)
+        if not os.access(runs, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied", str(runs))
     except OSError as exc:
         raise Nb2prodError(
-            f"{describe_os_error(exc, runs_dir)} nb2prod keeps every run there. Fix: make it "
+            f"{describe_os_error(exc, runs)} nb2prod keeps every run there. Fix: make it "
             "writable, or set NB2PROD_HOME to a writable folder."
         ) from None
     if run_id is not None:
         if not RUN_ID_RE.fullmatch(run_id):
             raise Nb2prodError(f"run id `{run_id}` is not valid. Fix: omit it to get a new one.")
-        run_dir = runs_dir / run_id
+        run_path = run_dir(home, run_id)
         try:
-            run_dir.mkdir()
+            run_path.mkdir()
         except FileExistsError:
             raise Nb2prodError(
                 f"run id `{run_id}` is taken. Fix: omit it to get a new one."
             ) from None
     while run_id is None:
         candidate = new_run_id()
-        run_dir = runs_dir / candidate
+        run_path = run_dir(home, candidate)
         try:
-            run_dir.mkdir()
+            run_path.mkdir()
             run_id = candidate
         except FileExistsError:  # another run started in the same second with the same token
             continue
     try:
-        (run_dir / "config.yaml").write_text(
-            yaml.safe_dump(effective, sort_keys=False, allow_unicode=True), "utf-8"
+        write_record(
+            config_path(run_path), yaml.safe_dump(effective, sort_keys=False, allow_unicode=True)
         )
     except OSError as exc:
-        shutil.rmtree(run_dir, ignore_errors=True)  # nothing of this run exists yet
+        shutil.rmtree(run_path, ignore_errors=True)  # nothing of this run exists yet
         raise Nb2prodError(
-            f"{describe_os_error(exc, run_dir / 'config.yaml')} Fix: free space or permissions "
+            f"{describe_os_error(exc, config_path(run_path))} Fix: free space or permissions "
             "there (or set NB2PROD_HOME to a writable folder with room) and run again."
         ) from None
     project = spec.path.resolve().parent.parent.parent
@@ -393,7 +399,7 @@ def _run_pipeline(
     cwd = notebook_dir if notebook_dir.is_dir() else Path.cwd()
     needed = spec.upstream(selected)
     record = RunRecord(
-        run_dir / "run.json",
+        record_path(run_path),
         {
             "schema_version": 1,
             "id": run_id,
@@ -438,14 +444,14 @@ def _run_pipeline(
     )
     plan = _Plan(
         spec=spec,
-        run_dir=run_dir.resolve(),
+        run_dir=run_path.resolve(),
         record=record,
         params=effective,
         selected=selected,
         no_cache=no_cache,
         step_timeout=step_timeout,
-        cache=StepCache(root, spec.name),
-        runs_dir=runs_dir,
+        cache=StepCache(home, spec.name),
+        home=home,
         cwd=cwd,
         observer=observer,
         tracker=tracker,
@@ -474,7 +480,7 @@ def _run_pipeline(
             for folder in (plan.socket_dir, plan.scratch):
                 if folder is not None:
                     shutil.rmtree(folder, ignore_errors=True)
-        result = _finish(plan, names, started, run_dir)
+        result = _finish(plan, names, started, run_path)
         if plan.tracker is not None:
             _track(plan, result)
         return result
@@ -654,7 +660,7 @@ def _lookup(plan: _Plan, step: StepSpec, parts: KeyParts) -> Hit | Miss:
     if not getattr(step, "cache", True):
         return Miss("it is tagged cache:disabled")
     if parts.key not in plan.lookups:
-        plan.lookups[parts.key] = plan.cache.lookup(step.name, parts, plan.runs_dir)
+        plan.lookups[parts.key] = plan.cache.lookup(step.name, parts)
     return plan.lookups[parts.key]
 
 
@@ -746,10 +752,10 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
         )
         _notify(plan, "failed", step.name)
         return
-    target = plan.run_dir / "steps" / step.name
+    target = step_dir(plan.run_dir, step.name)
     if isinstance(found, Hit):
         earlier = found.record
-        link_tree(plan.runs_dir / found.run_id / "steps" / step.name, target)
+        link_tree(step_dir(run_dir(plan.home, found.run_id), step.name), target)
         origin = earlier.get("cached_from") or found.run_id
         record.update(
             step.name,
@@ -777,7 +783,7 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
             _notify(plan, "interrupted", step.name)
             return
         target.mkdir(parents=True, exist_ok=True)
-        notebook = target / "notebook.ipynb"
+        notebook = notebook_path(plan.run_dir, step.name)
         nb = jupytext.read(step.module)
         env = _mlflow_env(plan, step)
         if env:
@@ -815,8 +821,8 @@ def _run_step(plan: _Plan, step: StepSpec, codes: dict[str, str], slots: Any) ->
     duration = round(time.monotonic() - t0, 3)
     _read_only(notebook)
     outputs = output_hashes(plan.run_dir, step.name, step.outputs)
-    metrics = _read_json(target / "metrics.json")
-    models = sorted(p.stem for p in (target / "models").glob("*.pkl"))
+    metrics = _read_json(metrics_path(plan.run_dir, step.name))
+    models = sorted(p.stem for p in models_dir(plan.run_dir, step.name).glob(f"*{MODEL_EXT}"))
     record.update(
         step.name,
         state="succeeded",

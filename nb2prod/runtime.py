@@ -46,7 +46,6 @@ that need them, and only when the value at hand can involve them.
 from __future__ import annotations
 
 import copy
-import errno
 import json
 import numbers
 import os
@@ -57,6 +56,24 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+# The run folder's layout, its errors and its one atomic writer (standard library only).
+from .run_folder import (
+    CONFIG,
+    METRICS,
+    MODELS,
+    OUTPUTS,
+    STEPS,
+    NoSpaceError,
+    RuntimeStepError,
+    metrics_path,
+    models_dir,
+    outputs_dir,
+    step_dir,
+    write_atomic,
+    write_bytes_atomic,
+)
+from .run_folder import check_name as _check_name
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -88,10 +105,10 @@ __all__ = [
     "step_dir",
 ]
 
-CONFIG_FILENAME = "config.yaml"
-STEPS_DIRNAME = "steps"
-OUTPUTS_DIRNAME = "outputs"
-METRICS_FILENAME = "metrics.json"
+CONFIG_FILENAME = CONFIG
+STEPS_DIRNAME = STEPS
+OUTPUTS_DIRNAME = OUTPUTS
+METRICS_FILENAME = METRICS
 
 PARQUET_EXT = ".parquet"
 NPY_EXT = ".npy"
@@ -113,15 +130,8 @@ PICKLE_PROTOCOL = 5
 
 
 # --------------------------------------------------------------------------- errors
-
-
-class RuntimeStepError(Exception):
-    """Base class of the errors a pipeline step raises about its run folder.
-
-    The messages are written for the person running the pipeline: one paragraph
-    saying what is wrong, where, and how to fix it, so the papermill error cell
-    is enough to act on without reading a traceback.
-    """
+# RuntimeStepError (the base) and NoSpaceError come from nb2prod.run_folder, whose writer
+# raises the latter; both stay importable from here.
 
 
 class RuntimeContextError(RuntimeStepError):
@@ -146,20 +156,6 @@ class InputNotLoadableError(RuntimeStepError):
 
 class OutputNotSaveableError(RuntimeStepError):
     """A value cannot be written in any supported format."""
-
-
-class NoSpaceError(RuntimeStepError, OSError):
-    """The disk filled up while the step wrote to its run folder (an OSError, ENOSPC)."""
-
-    def __init__(self, target: Path) -> None:
-        super().__init__(
-            errno.ENOSPC,
-            f"No space left on device while writing {target}. Fix: free space on that disk (or "
-            "set NB2PROD_HOME to a folder on a larger one) and run again.",
-        )
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 # -------------------------------------------------------------------------- context
@@ -237,40 +233,7 @@ def _require_context(action: str) -> _StepContext:
 
 
 # ---------------------------------------------------------------------------- paths
-
-
-def _check_name(kind: str, name: object) -> None:
-    """Reject names that would escape their folder or cannot be file names.
-
-    Output and step names become path components, so a stray separator would
-    silently write somewhere else.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"{kind} name must be a str, got {type(name).__name__}: {name!r}")
-    bad_chars = {"/", "\\", "\0", os.sep}
-    if os.altsep:
-        bad_chars.add(os.altsep)
-    if name in ("", ".", "..") or any(c in name for c in bad_chars):
-        raise ValueError(
-            f"{kind} name {name!r} cannot be used as a file name: it must be non-empty, "
-            "not '.' or '..', and contain no path separators."
-        )
-
-
-def step_dir(run_dir: str | os.PathLike[str], step: str) -> Path:
-    """Return ``<run_dir>/steps/<step>``, the folder that belongs to one step."""
-    _check_name("step", step)
-    return Path(os.fspath(run_dir)) / STEPS_DIRNAME / step
-
-
-def outputs_dir(run_dir: str | os.PathLike[str], step: str) -> Path:
-    """Return ``<run_dir>/steps/<step>/outputs``, where a step's saved values live."""
-    return step_dir(run_dir, step) / OUTPUTS_DIRNAME
-
-
-def metrics_path(run_dir: str | os.PathLike[str], step: str) -> Path:
-    """Return ``<run_dir>/steps/<step>/metrics.json``."""
-    return step_dir(run_dir, step) / METRICS_FILENAME
+# step_dir, outputs_dir and metrics_path are nb2prod.run_folder's, re-exported here.
 
 
 def output_path(run_dir: str | os.PathLike[str], step: str, name: str) -> Path | None:
@@ -360,79 +323,6 @@ def _read_config(path: Path, step: str) -> dict[str, Any] | None:
             "Fix: write it as 'name: value' lines, like <pipeline>/vN/config.yaml."
         )
     return data
-
-
-# ------------------------------------------------------------------- atomic writes
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename; best effort because not every platform can open folders."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _new_temp_path(target: Path) -> Path:
-    """Create an empty, hidden temporary file next to ``target`` and return its path.
-
-    ``os.open`` with mode 0o666 (unlike ``tempfile.mkstemp``'s 0o600) lets the
-    final file get the permissions the umask gives any ordinary file. The
-    ``.tmp`` suffix is never one of :data:`OUTPUT_EXTENSIONS`, so an abandoned
-    temporary file can never be loaded as an output.
-    """
-    for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return candidate
-    raise FileExistsError(f"could not create a temporary file next to {target}")
-
-
-def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary file, then move it over ``target`` in one step.
-
-    Readers see either the old file or the complete new one. If ``write`` raises,
-    the temporary file is removed and ``target`` is untouched.
-    """
-    tmp = _new_temp_path(target)
-    try:
-        write(tmp)
-        _fsync_path(tmp)
-        # Read-only once written: cached runs hard-link these files into later run folders,
-        # so an edit in place would change every run that shares them.
-        os.chmod(tmp, os.stat(tmp).st_mode & ~0o222)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise NoSpaceError(target) from exc
-        raise
-    _fsync_dir(target.parent)
-
-
-def _write_bytes_atomic(target: Path, data: bytes) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    _write_atomic(target, write)
 
 
 # ---------------------------------------------------------------------- save / load
@@ -555,7 +445,7 @@ def _try_parquet(target: Path, value: Any) -> str | None:
             raise ValueError("the Parquet file does not read back identical")
 
     try:
-        _write_atomic(target, write)
+        write_atomic(target, write)
     except Exception as exc:
         return f"Parquet: {type(exc).__name__}: {exc}"
     return None
@@ -569,7 +459,7 @@ def _save_npy(target: Path, value: Any) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, value, allow_pickle=False)
 
-    _write_atomic(target, write)
+    write_atomic(target, write)
 
 
 def _is_plain_ndarray(value: Any) -> bool:
@@ -584,7 +474,7 @@ def _pickle_to(target: Path, value: Any, dump: Callable[..., None]) -> None:
         with open(tmp, "wb") as handle:
             dump(value, handle, protocol=PICKLE_PROTOCOL)
 
-    _write_atomic(target, write)
+    write_atomic(target, write)
 
 
 def _is_main_function(value: Any) -> bool:
@@ -636,7 +526,7 @@ def _save_any(folder: Path, name: str, value: Any) -> Path:
         except ValueError as exc:  # e.g. an int beyond Python's int/str digit limit
             reasons.append(f"JSON: {exc}")
         else:
-            _write_bytes_atomic(target, data)
+            write_bytes_atomic(target, data)
             return target
 
     # Plain pickle first: it refers to classes by name, so objects of a class
@@ -860,7 +750,7 @@ def log_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     data = json.dumps(merged, sort_keys=True, indent=2, allow_nan=True) + "\n"
     target = metrics_path(ctx.run_dir, ctx.step)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_bytes_atomic(target, data.encode("utf-8"))
+    write_bytes_atomic(target, data.encode("utf-8"))
     return logged
 
 
@@ -914,7 +804,7 @@ def log_metric(name: str, value: Any) -> None:
 
 # ---------------------------------------------------------------------------- models
 
-MODELS_DIRNAME = "models"
+MODELS_DIRNAME = MODELS
 
 
 def _is_model(value: Any) -> bool:
@@ -936,7 +826,7 @@ def save_models(namespace: Mapping[str, Any], names: Iterable[str]) -> None:
     linked, not pickled a second time.
     """
     ctx = _require_context("save_models")
-    folder = step_dir(ctx.run_dir, ctx.step) / MODELS_DIRNAME
+    folder = models_dir(ctx.run_dir, ctx.step)
     for name in names:
         if name.startswith("_"):
             continue

@@ -1,6 +1,6 @@
 """Log a finished run folder to MLflow: one parent run per pipeline run, one nested run per step.
 
-The input is a run folder as the runner leaves it (``.nb2prod/runs/<run-id>/``): ``run.json``,
+The input is a run folder as the runner leaves it (see :mod:`nb2prod.run_folder`): ``run.json``,
 ``config.yaml`` and, per step, ``steps/<step>/notebook.ipynb`` and ``steps/<step>/models/*.pkl``.
 
 Steps whose own code calls MLflow get their runs earlier: :meth:`Tracker.open_step` creates the
@@ -35,12 +35,21 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from .run_folder import (
+    MODEL_EXT,
+    RUN_DIR_HINT,
+    config_path,
+    models_dir,
+    notebook_path,
+    record_path,
+)
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -78,7 +87,6 @@ STEP_STATUS = {
     "skipped": "KILLED",
     "interrupted": "KILLED",
 }
-MODEL_EXT = ".pkl"
 #: How long a process waits for another one creating the same SQLite store before going ahead.
 STORE_LOCK_TIMEOUT = 300.0
 
@@ -514,13 +522,13 @@ def scratch_env(folder: Path) -> dict[str, str]:
 
 
 def _read_record(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+    path = record_path(run_dir)
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise TrackingError(
             f"nothing to track: {path} does not exist. Fix: pass the folder of a finished run "
-            "(.nb2prod/runs/<run-id>/)."
+            f"({RUN_DIR_HINT})."
         ) from None
     except (OSError, ValueError) as exc:
         raise TrackingError(
@@ -530,9 +538,18 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not data.get("pipeline") or not data.get("id"):
         raise TrackingError(
             f"nothing to track: {path} is not an nb2prod run record (no `pipeline` or `id`). "
-            "Fix: pass the folder of a finished run (.nb2prod/runs/<run-id>/)."
+            f"Fix: pass the folder of a finished run ({RUN_DIR_HINT})."
         )
     return data
+
+
+def _step_file(where: Callable[[Path, str], Path], run_dir: Path, step: str) -> Path | None:
+    """A step's file or folder, or None for a name no step could have (``a/b``, ``..``): the
+    runtime refuses such names, so nothing was written under them."""
+    try:
+        return where(run_dir, step)
+    except (TypeError, ValueError):
+        return None
 
 
 def _ms(stamp: Any) -> int | None:
@@ -744,9 +761,9 @@ class _RunLogger:
             notebooks = self._stage_notebooks(staged / "notebooks")
             for name, step in self.steps.items():
                 self._log_step(experiment_id, parent_id, name, step, notebooks, start)
-            for name in ("run.json", "config.yaml"):
-                if (self.run_dir / name).is_file():
-                    client.log_artifact(parent_id, str(self.run_dir / name))
+            for path in (record_path(self.run_dir), config_path(self.run_dir)):
+                if path.is_file():
+                    client.log_artifact(parent_id, str(path))
             if notebooks:
                 client.log_artifacts(parent_id, str(staged / "notebooks"), "notebooks")
         for name, child_id in (opened.steps if opened is not None else {}).items():
@@ -789,8 +806,13 @@ class _RunLogger:
         """Executed notebooks as ``<step>.ipynb`` in one folder (hard links where possible)."""
         staged: dict[str, Path] = {}
         for name, step in self.steps.items():
-            source = self.run_dir / (step.get("notebook") or f"steps/{name}/notebook.ipynb")
-            if not source.is_file():
+            notebook = step.get("notebook")
+            source = (
+                self.run_dir / notebook
+                if notebook
+                else _step_file(notebook_path, self.run_dir, name)
+            )
+            if source is None or not source.is_file():
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{_key(name).replace('/', '_')}.ipynb"
@@ -837,12 +859,12 @@ class _RunLogger:
             client.log_artifact(child_id, str(notebooks[name]))
         model_tags: dict[str, str] = {}
         earlier = step.get("model_uris") or {}
-        models = self.run_dir / "steps" / name / "models"
+        models = _step_file(models_dir, self.run_dir, name)
         if state == "cached" and earlier:
             # Reused results: point at the models the run that computed them logged.
             model_tags = {f"nb2prod.model.{k}": str(v) for k, v in earlier.items()}
         else:
-            for path in sorted(models.glob(f"*{MODEL_EXT}")) if models.is_dir() else []:
+            for path in sorted(models.glob(f"*{MODEL_EXT}")) if models and models.is_dir() else []:
                 model_tags[f"nb2prod.model.{path.stem}"] = self._log_model(
                     experiment_id, child_id, path, step
                 )

@@ -35,8 +35,11 @@ TIER_OF_FILE = {
     "test_grammar.py": "unit",
     "test_params.py": "unit",
     "test_plan.py": "unit",
+    "test_planning_passes.py": "unit",
+    "test_run_folder.py": "unit",
     "test_runtime.py": "unit",
     "test_socket_dirs.py": "unit",
+    "test_version_folder.py": "unit",
     "test_zygote_preload.py": "unit",
     "test_widgets.py": "unit",
     # cli: the nb2prod command (export, check, inspect, refusals), linters

@@ -31,20 +31,13 @@ from typing import Any
 
 from .. import run_index
 from ..errors import Nb2prodError
-from ..run_index import JOBS, RUNS
+from ..run_folder import job_path, jobs_dir, run_dir, runs_home, write_record
 from .errors import ApiError
 from .paths import Root, inside
 
 
-def runs_home(root: Path) -> Path:
-    """The folder that holds ``runs/`` and ``jobs/``: as ``nb2prod run`` started in ``root``."""
-    return run_index.runs_home(root)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", "utf-8")
-    os.replace(tmp, path)  # readers never see half a file
+    write_record(path, json.dumps(data, indent=2, allow_nan=False) + "\n")  # never half a file
 
 
 # --- starting ------------------------------------------------------------------------------------
@@ -175,12 +168,11 @@ class Launcher:
         from ..runner import new_run_id
 
         home = runs_home(root.path).resolve()
-        jobs = home / JOBS
-        jobs.mkdir(parents=True, exist_ok=True)
+        jobs_dir(home).mkdir(parents=True, exist_ok=True)
         run_id = new_run_id()
-        while (jobs / f"{run_id}.json").exists() or (home / RUNS / run_id).exists():
+        while job_path(home, run_id).exists() or run_dir(home, run_id).exists():
             run_id = new_run_id()
-        job_file = jobs / f"{run_id}.json"
+        job_file = job_path(home, run_id)
         job: dict[str, Any] = {
             "id": run_id,
             "pipeline": request.pipeline,
@@ -194,7 +186,7 @@ class Launcher:
         }
         _write_json(job_file, job)
         env = {**os.environ, "NB2PROD_HOME": str(home)}
-        with open(jobs / f"{run_id}.log", "ab") as log:
+        with open(job_path(home, run_id, ".log"), "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nb2prod.server.run_job", str(job_file)],
                 cwd=root.path,
@@ -232,14 +224,15 @@ def check_id(run_id: str) -> str:
 
 def _paths(root: Root, home: Path, run_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Add paths relative to the root, so a UI can open the run folder's files."""
-    run_dir = root.relative(home / RUNS / run_id) if (home / RUNS / run_id).is_dir() else None
-    log = home / JOBS / f"{run_id}.log"
-    data["dir"] = run_dir
+    folder = run_dir(home, run_id)
+    shown = root.relative(folder) if folder.is_dir() else None
+    log = job_path(home, run_id, ".log")
+    data["dir"] = shown
     data["log"] = root.relative(log) if log.is_file() else None
     for step in (data.get("steps") or {}).values():
         if isinstance(step, dict):
             notebook = step.get("notebook")
-            step["notebook_path"] = f"{run_dir}/{notebook}" if run_dir and notebook else None
+            step["notebook_path"] = f"{shown}/{notebook}" if shown and notebook else None
     return data
 
 
@@ -270,7 +263,7 @@ def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
         raise ApiError(404, f"run {run_id} has no step `{step[:60]}`.")
     home = runs_home(root.path)
     notebook = record.get("notebook")
-    path = home / RUNS / run_id / str(notebook)
+    path = run_dir(home, run_id) / str(notebook)
     if not notebook or not inside(path, home) or not path.is_file():
         raise ApiError(404, f"step `{step}` of run {run_id} has no executed notebook (yet).")
     nb = run_index.read_json(path)

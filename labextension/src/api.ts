@@ -252,6 +252,50 @@ export function totalDuration(run: IRun): number | null {
 }
 
 /**
+ * The REST endpoints of the server extension, relative to `/nb2prod/` (`requestAPI` joins them
+ * to the server's base URL). Every URL the extension asks for is built here.
+ */
+export namespace Endpoints {
+  /**
+   * `GET` the plan of a saved notebook; without `path`, `POST` one's content.
+   */
+  export function inspect(path?: string): string {
+    return path === undefined
+      ? 'inspect'
+      : `inspect?path=${encodeURIComponent(path)}`;
+  }
+
+  /**
+   * `POST` a notebook to export it.
+   */
+  export const exportNotebook = 'export';
+
+  /**
+   * `GET` every exported pipeline.
+   */
+  export const pipelines = 'pipelines';
+
+  /**
+   * `POST` a run to start it.
+   */
+  export const runs = 'runs';
+
+  /**
+   * `GET` the record of a run.
+   */
+  export function run(id: string): string {
+    return `runs/${encodeURIComponent(id)}`;
+  }
+
+  /**
+   * `GET` the executed notebook of a step of a run.
+   */
+  export function runNotebook(id: string, step: string): string {
+    return `${run(id)}/notebook?step=${encodeURIComponent(step)}`;
+  }
+}
+
+/**
  * The client of the server extension.
  */
 export class Nb2prodAPI {
@@ -264,12 +308,9 @@ export class Nb2prodAPI {
    */
   inspect(path: string, content?: unknown): Promise<IPlan> {
     if (content === undefined) {
-      return requestAPI<IPlan>(
-        `inspect?path=${encodeURIComponent(path)}`,
-        this._settings
-      );
+      return requestAPI<IPlan>(Endpoints.inspect(path), this._settings);
     }
-    return requestAPI<IPlan>('inspect', this._settings, {
+    return requestAPI<IPlan>(Endpoints.inspect(), this._settings, {
       method: 'POST',
       body: JSON.stringify({ path, content })
     });
@@ -279,7 +320,7 @@ export class Nb2prodAPI {
    * Export a (saved) notebook.
    */
   export(path: string, name?: string): Promise<IExportResult> {
-    return requestAPI<IExportResult>('export', this._settings, {
+    return requestAPI<IExportResult>(Endpoints.exportNotebook, this._settings, {
       method: 'POST',
       body: JSON.stringify(name ? { path, name } : { path })
     });
@@ -290,7 +331,7 @@ export class Nb2prodAPI {
    */
   async pipelines(): Promise<IPipeline[]> {
     const answer = await requestAPI<{ pipelines: IPipeline[] }>(
-      'pipelines',
+      Endpoints.pipelines,
       this._settings
     );
     return answer.pipelines ?? [];
@@ -303,10 +344,14 @@ export class Nb2prodAPI {
     pipeline: string,
     params: { [name: string]: unknown }
   ): Promise<string> {
-    const answer = await requestAPI<{ id: string }>('runs', this._settings, {
-      method: 'POST',
-      body: JSON.stringify({ pipeline, params })
-    });
+    const answer = await requestAPI<{ id: string }>(
+      Endpoints.runs,
+      this._settings,
+      {
+        method: 'POST',
+        body: JSON.stringify({ pipeline, params })
+      }
+    );
     return answer.id;
   }
 
@@ -314,7 +359,14 @@ export class Nb2prodAPI {
    * The record of a run.
    */
   run(id: string): Promise<IRun> {
-    return requestAPI<IRun>(`runs/${encodeURIComponent(id)}`, this._settings);
+    return requestAPI<IRun>(Endpoints.run(id), this._settings);
+  }
+
+  /**
+   * The executed notebook (its JSON) of a step of a run.
+   */
+  runNotebook(id: string, step: string): Promise<any> {
+    return requestAPI<any>(Endpoints.runNotebook(id, step), this._settings);
   }
 
   private _settings: ServerConnection.ISettings;

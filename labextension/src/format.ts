@@ -17,33 +17,67 @@ export function problemCount(
 }
 
 /**
+ * A run of cells: 0-based indexes of its first and last cell (the same for a single cell).
+ */
+export interface ICellRange {
+  first: number;
+  last: number;
+}
+
+/**
+ * 0-based cell indexes as ranges, in order: runs of consecutive indexes become one range.
+ *
+ * `bridge` may say that the cells between two indexes do not interrupt a range (Markdown cells
+ * between two cells of a step).
+ */
+export function cellRangeList(
+  indexes: readonly number[],
+  bridge?: (from: number, to: number) => boolean
+): ICellRange[] {
+  const sorted = [...indexes].sort((a, b) => a - b);
+  const ranges: ICellRange[] = [];
+  for (const i of sorted) {
+    const last = ranges[ranges.length - 1];
+    if (last && (i === last.last + 1 || (bridge && bridge(last.last, i)))) {
+      last.last = i;
+    } else if (!last || i !== last.last) {
+      ranges.push({ first: i, last: i });
+    }
+  }
+  return ranges;
+}
+
+/**
+ * A range as 1-based text: `3`, `4–7`.
+ */
+export function cellRangeText(range: ICellRange): string {
+  return range.first === range.last
+    ? `${range.first + 1}`
+    : `${range.first + 1}–${range.last + 1}`;
+}
+
+/**
+ * The word before ranges: `cell` for a single cell, else `cells`.
+ */
+export function cellRangesWord(ranges: readonly ICellRange[]): string {
+  const single = ranges.length === 1 && ranges[0].first === ranges[0].last;
+  return single ? 'cell' : 'cells';
+}
+
+/**
  * 0-based cell indexes as 1-based text: `cell 3`, `cells 4–7`, `cells 5, 9–10`.
  *
- * Runs of consecutive indexes become ranges. `bridge` may say that the cells between two
- * indexes do not interrupt a range (Markdown cells between two cells of a step).
+ * Ranges as {@link cellRangeList} makes them.
  */
 export function cellRanges(
   indexes: readonly number[],
   bridge?: (from: number, to: number) => boolean
 ): string {
-  const sorted = [...indexes].sort((a, b) => a - b);
-  if (sorted.length === 0) {
+  const ranges = cellRangeList(indexes, bridge);
+  if (ranges.length === 0) {
     return 'no cells';
   }
-  const ranges: [number, number][] = [];
-  for (const i of sorted) {
-    const last = ranges[ranges.length - 1];
-    if (last && (i === last[1] + 1 || (bridge && bridge(last[1], i)))) {
-      last[1] = i;
-    } else if (!last || i !== last[1]) {
-      ranges.push([i, i]);
-    }
-  }
-  const text = ranges
-    .map(([a, b]) => (a === b ? `${a + 1}` : `${a + 1}–${b + 1}`))
-    .join(', ');
-  const single = ranges.length === 1 && ranges[0][0] === ranges[0][1];
-  return `${single ? 'cell' : 'cells'} ${text}`;
+  return `${cellRangesWord(ranges)} ${ranges.map(cellRangeText).join(', ')}`;
 }
 
 /**

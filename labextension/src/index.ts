@@ -36,6 +36,7 @@ import {
   runNotebookPath,
   viewPath
 } from './rundrive';
+import { CommandIDs } from './tokens';
 /* eslint-enable jupyter/prefer-lazy-imports */
 
 /**
@@ -43,17 +44,7 @@ import {
  */
 const NO_ARGS = { args: { type: 'object' as const, properties: {} } };
 
-/**
- * The command ids.
- */
-export namespace CommandIDs {
-  export const exportPipeline = 'nb2prod:export';
-  export const runPipeline = 'nb2prod:run';
-  export const showPanel = 'nb2prod:show-panel';
-  export const refresh = 'nb2prod:refresh';
-  export const setRole = 'nb2prod:set-role';
-  export const tagReference = 'nb2prod:tag-reference';
-}
+export { CommandIDs };
 
 const PALETTE_CATEGORY = 'Pipeline';
 

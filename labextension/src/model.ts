@@ -3,11 +3,13 @@
  * the server (refreshed as the notebook changes), and the runs started from it.
  */
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { Debouncer } from '@lumino/polling';
+import { PromiseDelegate } from '@lumino/coreutils';
+import { Debouncer, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IPlan, IProblem, IRun, Nb2prodAPI } from './api';
+import { IPlan, IProblem, IRun, isFinished, Nb2prodAPI } from './api';
 import { executedStepOf, IExecutedStep } from './rundrive';
+import { IExecutedState, IRunState } from './tokens';
 
 /**
  * How long the notebook must stay unchanged before it is inspected again.
@@ -15,29 +17,27 @@ import { executedStepOf, IExecutedStep } from './rundrive';
 export const INSPECT_DELAY_MS = 500;
 
 /**
- * A run started from the Lab, and its last known record.
+ * How often a running run's record is read.
  */
-export interface IRunState {
-  id: string;
-  /**
-   * `pipelines/<name>/vN`
-   */
-  pipeline: string;
-  record: IRun | null;
-  /**
-   * Why the run's record could not be read, if it could not.
-   */
-  error: string | null;
-}
+export const POLL_INTERVAL_MS = 1000;
 
 /**
- * An executed step notebook that is open, and what the panel knows of its run.
+ * How many reads of a run's record may fail in a row before the run is given up.
  */
-export interface IExecutedState extends IExecutedStep {
+export const POLL_FAILURES = 5;
+
+/**
+ * Who is told what {@link PipelineModel.followRun} reads (the notifications of the Run flow).
+ */
+export interface IRunFollower {
   /**
-   * The run's record, once read (`null` until then, or if it could not be read).
+   * A record of the run was read (after the model has it); the last one is finished.
    */
-  record: IRun | null;
+  onRecord(record: IRun): void;
+  /**
+   * The record could not be read {@link POLL_FAILURES} times in a row: the run is given up.
+   */
+  onLost(error: string): void;
 }
 
 /**
@@ -215,7 +215,65 @@ export class PipelineModel {
     }
   }
 
+  /**
+   * Read the record of `run` (a run of the notebook at `path`) every
+   * {@link POLL_INTERVAL_MS}, from {@link POLL_INTERVAL_MS} from now, until it is finished or
+   * lost. Each record goes into the run's state (and the panel's, unless a newer run of the
+   * notebook took over), then to `follower`.
+   *
+   * @returns A promise that resolves when following ends.
+   */
+  followRun(
+    path: string,
+    run: IRunState,
+    follower: IRunFollower
+  ): Promise<void> {
+    const ended = new PromiseDelegate<void>();
+    let failures = 0;
+    // Errors are counted here, never thrown to the poll: it would back off.
+    const poll = new Poll({
+      name: `nb2prod:run:${run.id}`,
+      auto: false,
+      standby: 'never',
+      frequency: { interval: POLL_INTERVAL_MS, backoff: false },
+      factory: async () => {
+        let record: IRun;
+        try {
+          record = await this.api.run(run.id);
+          failures = 0;
+        } catch (reason) {
+          failures++;
+          if (failures >= POLL_FAILURES) {
+            run.error = `Lost track of run ${run.id}: ${String(reason)}`;
+            this.setRun(path, run);
+            poll.dispose();
+            follower.onLost(run.error);
+          }
+          return;
+        }
+        run.record = record;
+        // A newer run of the same notebook takes over the panel; this one only notifies.
+        if (this.runOf(path)?.id === run.id) {
+          this.setRun(path, run);
+        }
+        if (isFinished(record)) {
+          poll.dispose();
+        }
+        follower.onRecord(record);
+      }
+    });
+    this._polls.add(poll);
+    poll.disposed.connect(() => {
+      this._polls.delete(poll);
+      ended.resolve();
+    });
+    // The first read comes one interval after the start, as every other.
+    void poll.schedule({ interval: POLL_INTERVAL_MS, phase: 'started' });
+    return ended.promise;
+  }
+
   dispose(): void {
+    this._polls.forEach(poll => poll.dispose());
     this._debouncer.dispose();
     this._tracker.currentChanged.disconnect(this._onCurrentChanged, this);
     Signal.clearData(this);
@@ -285,6 +343,7 @@ export class PipelineModel {
 
   private _tracker: INotebookTracker;
   private _debouncer: Debouncer;
+  private _polls = new Set<Poll>();
   private _panel: NotebookPanel | null = null;
   private _plan: IPlan | null = null;
   private _error: string | null = null;

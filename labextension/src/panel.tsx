@@ -12,32 +12,19 @@ import { Button, ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { hasEnded, IPlan, IProblem, IRun, IRunStep, IStep } from './api';
-import { cellRanges, formatMetric, formatValue, problemCount } from './format';
-import { ICellRef } from './goto';
+import {
+  cellRangeList,
+  cellRangesWord,
+  cellRangeText,
+  formatMetric,
+  formatValue,
+  problemCount
+} from './format';
 import { roleHue, roleLabel } from './grammar';
 import { pipelineIcon } from './icons';
-import { IExecutedState, IRunState, PipelineModel } from './model';
+import { PipelineModel } from './model';
 import { runHeadline, runPhase, stepStateView, trackingLine } from './runview';
-
-/**
- * What the panel asks of the application.
- */
-export interface IPanelActions {
-  goToCell(ref: ICellRef): void;
-  openRunNotebook(runId: string, step: string): void;
-  /**
-   * Open a file of the server's root (a run's source notebook).
-   */
-  openFile(path: string): void;
-  export(): void;
-  run(): void;
-  refresh(): void;
-  showTagReference(): void;
-  /**
-   * The label of a command (so buttons and menus say the same).
-   */
-  label(command: 'export' | 'run'): string;
-}
+import { IExecutedState, IPanelActions, IRunState } from './tokens';
 
 /**
  * The panel widget.
@@ -297,7 +284,10 @@ function preventing(f: () => void): (e: React.MouseEvent) => void {
   };
 }
 
-function CellLinks(props: {
+/**
+ * A step's (or the unassigned) cells as links, one per range: `cells 4–7, 9`.
+ */
+export function CellLinks(props: {
   plan: IPlan;
   cells: number[];
   actions: IPanelActions;
@@ -313,14 +303,17 @@ function CellLinks(props: {
     }
     return true;
   };
-  const text = cellRanges(cells, bridge);
-  const word = text.split(' ')[0];
-  const parts = text.slice(word.length + 1).split(', ');
+  const ranges = cellRangeList(cells, bridge);
+  if (ranges.length === 0) {
+    return <span className="nb2prod-CellLinks">no cells</span>;
+  }
+  const word = cellRangesWord(ranges);
   return (
     <span className="nb2prod-CellLinks">
       {word}{' '}
-      {parts.map((part, k) => {
-        const index = Number(part.split('–')[0]) - 1;
+      {ranges.map((range, k) => {
+        const part = cellRangeText(range);
+        const index = range.first;
         const id = plan.cells[index]?.id ?? null;
         return (
           <React.Fragment key={part}>

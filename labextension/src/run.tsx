@@ -8,22 +8,12 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
-import {
-  IParameter,
-  IPipeline,
-  IPipelineVersion,
-  IRun,
-  isFinished
-} from './api';
+import { IParameter, IPipeline, IPipelineVersion, isFinished } from './api';
 import { formatJSONValue } from './format';
-import { IRunState, PipelineModel } from './model';
+import { PipelineModel } from './model';
 import { fieldKind, initialText, parseField, readForm } from './paramform';
 import { preferredPipeline, runHeadline, runPhase } from './runview';
-
-/**
- * How often a running run's record is read.
- */
-export const POLL_INTERVAL_MS = 1000;
+import { CommandIDs, IRunState } from './tokens';
 
 /**
  * What the run form gives back.
@@ -345,7 +335,7 @@ export async function runPipeline(
   if (index < 0 && notebook !== null) {
     const choice = await askNotExported(notebook, pipelines.length);
     if (choice === 'export') {
-      await app.commands.execute('nb2prod:export');
+      await app.commands.execute(CommandIDs.exportPipeline);
       return;
     }
     if (choice === 'cancel') {
@@ -411,8 +401,9 @@ export async function runPipeline(
 }
 
 /**
- * Read the run's record every {@link POLL_INTERVAL_MS} until it ends, updating the panel and,
- * at the end, the notification.
+ * Follow a run (the model reads its record every second until it ends, updating the
+ * panel: see `PipelineModel.followRun`) and keep its notification in step: its phase while it
+ * runs, then the outcome.
  */
 export async function followRun(
   model: PipelineModel,
@@ -421,55 +412,39 @@ export async function followRun(
   notification: string,
   showPanel: () => void
 ): Promise<void> {
-  let failures = 0;
   let lastPhase = '';
-  for (;;) {
-    await new Promise(resolve => setTimeout(resolve, POLL_INTERVAL_MS));
-    let record: IRun;
-    try {
-      record = await model.api.run(run.id);
-      failures = 0;
-    } catch (reason) {
-      failures++;
-      if (failures < 5) {
-        continue;
-      }
-      run.error = `Lost track of run ${run.id}: ${String(reason)}`;
-      model.setRun(key, run);
+  await model.followRun(key, run, {
+    onLost: error => {
       Notification.update({
         id: notification,
-        message: run.error,
+        message: error,
         type: 'error',
         autoClose: false
       });
-      return;
-    }
-    run.record = record;
-    // A newer run of the same notebook takes over the panel; this one only notifies.
-    if (model.runOf(key)?.id === run.id) {
-      model.setRun(key, run);
-    }
+    },
     // The panel and the notification change together, from the same record: "steps
     // succeeded; logging to MLflow…" until tracking is over, then the outcome.
-    if (isFinished(record)) {
-      Notification.update({
-        id: notification,
-        message: runSummary(record),
-        type: record.status === 'succeeded' ? 'success' : 'error',
-        autoClose: record.status === 'succeeded' ? 8000 : false,
-        actions: [{ label: 'Show in Pipeline panel', callback: showPanel }]
-      });
-      return;
+    onRecord: record => {
+      if (isFinished(record)) {
+        Notification.update({
+          id: notification,
+          message: runSummary(record),
+          type: record.status === 'succeeded' ? 'success' : 'error',
+          autoClose: record.status === 'succeeded' ? 8000 : false,
+          actions: [{ label: 'Show in Pipeline panel', callback: showPanel }]
+        });
+        return;
+      }
+      const phase = runPhase(record);
+      if (phase !== lastPhase) {
+        lastPhase = phase;
+        Notification.update({
+          id: notification,
+          message: runHeadline(record, null),
+          type: 'in-progress',
+          autoClose: false
+        });
+      }
     }
-    const phase = runPhase(record);
-    if (phase !== lastPhase) {
-      lastPhase = phase;
-      Notification.update({
-        id: notification,
-        message: runHeadline(record, null),
-        type: 'in-progress',
-        autoClose: false
-      });
-    }
-  }
+  });
 }

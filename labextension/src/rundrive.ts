@@ -12,7 +12,7 @@
 import { Contents, ServerConnection } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { requestAPI } from './request';
+import { Nb2prodAPI } from './api';
 
 export const RUN_DRIVE_NAME = 'nb2prod-runs';
 export const VIEW_DRIVE_NAME = 'nb2prod-view';
@@ -78,6 +78,7 @@ function readOnly(): Promise<never> {
 export class RunNotebookDrive implements Contents.IDrive {
   constructor(serverSettings: ServerConnection.ISettings) {
     this.serverSettings = serverSettings;
+    this._api = new Nb2prodAPI(serverSettings);
   }
 
   readonly name = RUN_DRIVE_NAME;
@@ -119,10 +120,7 @@ export class RunNotebookDrive implements Contents.IDrive {
     const content =
       options?.content === false
         ? null
-        : await requestAPI<any>(
-            `runs/${encodeURIComponent(runId)}/notebook?step=${encodeURIComponent(step)}`,
-            this.serverSettings
-          );
+        : await this._api.runNotebook(runId, step);
     return {
       name: `${step}.ipynb`,
       path: localPath,
@@ -183,6 +181,7 @@ export class RunNotebookDrive implements Contents.IDrive {
     // Nothing to delete.
   }
 
+  private _api: Nb2prodAPI;
   private _isDisposed = false;
   private _fileChanged = new Signal<this, Contents.IChangedArgs>(this);
 }

@@ -1,5 +1,8 @@
 import {
+  cellRangeList,
   cellRanges,
+  cellRangesWord,
+  cellRangeText,
   formatDuration,
   formatJSONValue,
   formatMetric,
@@ -66,5 +69,42 @@ describe('problem counts', () => {
     expect(problemCount([e])).toBe('1 error');
     expect(problemCount([w, w])).toBe('2 warnings');
     expect(problemCount([])).toBe('');
+  });
+});
+
+describe('cellRangeList', () => {
+  it('gives 0-based ranges in order', () => {
+    expect(cellRangeList([3])).toEqual([{ first: 3, last: 3 }]);
+    expect(cellRangeList([6, 3, 4, 5])).toEqual([{ first: 3, last: 6 }]);
+    expect(cellRangeList([8, 4, 4, 9])).toEqual([
+      { first: 4, last: 4 },
+      { first: 8, last: 9 }
+    ]);
+    expect(cellRangeList([])).toEqual([]);
+  });
+
+  it('bridges gaps the caller allows', () => {
+    const calls: [number, number][] = [];
+    const bridge = (from: number, to: number) => {
+      calls.push([from, to]);
+      return to - from === 2;
+    };
+    expect(cellRangeList([1, 3, 7], bridge)).toEqual([
+      { first: 1, last: 3 },
+      { first: 7, last: 7 }
+    ]);
+    expect(calls).toEqual([
+      [1, 3],
+      [3, 7]
+    ]);
+  });
+
+  it('renders as the text cellRanges gives', () => {
+    const ranges = cellRangeList([4, 8, 9]);
+    expect(ranges.map(cellRangeText)).toEqual(['5', '9–10']);
+    expect(cellRangesWord(ranges)).toBe('cells');
+    expect(cellRangesWord(cellRangeList([2]))).toBe('cell');
+    expect(cellRangesWord(cellRangeList([2, 3]))).toBe('cells');
+    expect(cellRanges([4, 8, 9])).toBe('cells 5, 9–10');
   });
 });

@@ -75,13 +75,15 @@ function readOnly(): Promise<never> {
   );
 }
 
-export class RunNotebookDrive implements Contents.IDrive {
+/**
+ * What both drives share: nothing can be written, and checkpoints are never made.
+ */
+abstract class ReadOnlyDriveBase implements Contents.IDrive {
   constructor(serverSettings: ServerConnection.ISettings) {
     this.serverSettings = serverSettings;
-    this._api = new Nb2prodAPI(serverSettings);
   }
 
-  readonly name = RUN_DRIVE_NAME;
+  abstract readonly name: string;
   readonly serverSettings: ServerConnection.ISettings;
 
   get fileChanged(): ISignal<this, Contents.IChangedArgs> {
@@ -96,6 +98,70 @@ export class RunNotebookDrive implements Contents.IDrive {
     this._isDisposed = true;
     Signal.clearData(this);
   }
+
+  abstract get(
+    localPath: string,
+    options?: Contents.IFetchOptions
+  ): Promise<Contents.IModel>;
+
+  getDownloadUrl(localPath: string): Promise<string> {
+    return readOnly();
+  }
+
+  newUntitled(options?: Contents.ICreateOptions): Promise<Contents.IModel> {
+    return readOnly();
+  }
+
+  delete(localPath: string): Promise<void> {
+    return readOnly();
+  }
+
+  rename(oldLocalPath: string, newLocalPath: string): Promise<Contents.IModel> {
+    return readOnly();
+  }
+
+  save(localPath: string): Promise<Contents.IModel> {
+    return readOnly();
+  }
+
+  copy(localPath: string, toLocalDir: string): Promise<Contents.IModel> {
+    return readOnly();
+  }
+
+  async createCheckpoint(
+    localPath: string
+  ): Promise<Contents.ICheckpointModel> {
+    return { id: 'none', last_modified: NEVER_MODIFIED };
+  }
+
+  async listCheckpoints(
+    localPath: string
+  ): Promise<Contents.ICheckpointModel[]> {
+    return [];
+  }
+
+  restoreCheckpoint(localPath: string, checkpointID: string): Promise<void> {
+    return readOnly();
+  }
+
+  async deleteCheckpoint(
+    localPath: string,
+    checkpointID: string
+  ): Promise<void> {
+    // Nothing to delete.
+  }
+
+  private _isDisposed = false;
+  private _fileChanged = new Signal<this, Contents.IChangedArgs>(this);
+}
+
+export class RunNotebookDrive extends ReadOnlyDriveBase {
+  constructor(serverSettings: ServerConnection.ISettings) {
+    super(serverSettings);
+    this._api = new Nb2prodAPI(serverSettings);
+  }
+
+  readonly name = RUN_DRIVE_NAME;
 
   async get(
     localPath: string,
@@ -134,85 +200,22 @@ export class RunNotebookDrive implements Contents.IDrive {
     };
   }
 
-  getDownloadUrl(localPath: string): Promise<string> {
-    return readOnly();
-  }
-
-  newUntitled(options?: Contents.ICreateOptions): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  delete(localPath: string): Promise<void> {
-    return readOnly();
-  }
-
-  rename(oldLocalPath: string, newLocalPath: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  save(localPath: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  copy(localPath: string, toLocalDir: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  async createCheckpoint(
-    localPath: string
-  ): Promise<Contents.ICheckpointModel> {
-    return { id: 'none', last_modified: NEVER_MODIFIED };
-  }
-
-  async listCheckpoints(
-    localPath: string
-  ): Promise<Contents.ICheckpointModel[]> {
-    return [];
-  }
-
-  restoreCheckpoint(localPath: string, checkpointID: string): Promise<void> {
-    return readOnly();
-  }
-
-  async deleteCheckpoint(
-    localPath: string,
-    checkpointID: string
-  ): Promise<void> {
-    // Nothing to delete.
-  }
-
   private _api: Nb2prodAPI;
-  private _isDisposed = false;
-  private _fileChanged = new Signal<this, Contents.IChangedArgs>(this);
 }
 
 /**
  * Files of the server's root, read-only: `nb2prod-view:pipelines/churn/v3/pipeline.yaml`.
  */
-export class ReadOnlyDrive implements Contents.IDrive {
+export class ReadOnlyDrive extends ReadOnlyDriveBase {
   /**
    * @param contents The application's contents manager (its default drive reads the files).
    */
   constructor(contents: Contents.IManager) {
+    super(contents.serverSettings);
     this._contents = contents;
-    this.serverSettings = contents.serverSettings;
   }
 
   readonly name = VIEW_DRIVE_NAME;
-  readonly serverSettings: ServerConnection.ISettings;
-
-  get fileChanged(): ISignal<this, Contents.IChangedArgs> {
-    return this._fileChanged;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  dispose(): void {
-    this._isDisposed = true;
-    Signal.clearData(this);
-  }
 
   async get(
     localPath: string,
@@ -226,50 +229,5 @@ export class ReadOnlyDrive implements Contents.IDrive {
     return this._contents.getDownloadUrl(localPath);
   }
 
-  newUntitled(options?: Contents.ICreateOptions): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  delete(localPath: string): Promise<void> {
-    return readOnly();
-  }
-
-  rename(oldLocalPath: string, newLocalPath: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  save(localPath: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  copy(localPath: string, toLocalDir: string): Promise<Contents.IModel> {
-    return readOnly();
-  }
-
-  async createCheckpoint(
-    localPath: string
-  ): Promise<Contents.ICheckpointModel> {
-    return { id: 'none', last_modified: NEVER_MODIFIED };
-  }
-
-  async listCheckpoints(
-    localPath: string
-  ): Promise<Contents.ICheckpointModel[]> {
-    return [];
-  }
-
-  restoreCheckpoint(localPath: string, checkpointID: string): Promise<void> {
-    return readOnly();
-  }
-
-  async deleteCheckpoint(
-    localPath: string,
-    checkpointID: string
-  ): Promise<void> {
-    // Nothing to delete.
-  }
-
   private _contents: Contents.IManager;
-  private _isDisposed = false;
-  private _fileChanged = new Signal<this, Contents.IChangedArgs>(this);
 }

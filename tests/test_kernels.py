@@ -70,17 +70,22 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def metrics(project: Path, fork: str) -> dict[str, Any]:
+def run_fresh(project: Path, pipeline: str, fork: str) -> Path:
+    """Run ``pipelines/<pipeline>`` uncached, with forked kernels or not; its run.json."""
     r = run_cli(
         "run",
-        "pipelines/marks",
+        f"pipelines/{pipeline}",
         "--no-track",
         "--no-cache",
         cwd=project,
         env={"CI": "true", "NB2PROD_FORK_KERNELS": fork},
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    record = json.loads(sorted((project / ".nb2prod" / "runs").glob("*/run.json"))[-1].read_text())
+    return sorted((project / ".nb2prod" / "runs").glob("*/run.json"))[-1]
+
+
+def metrics(project: Path, fork: str) -> dict[str, Any]:
+    record = json.loads(run_fresh(project, "marks", fork).read_text())
     assert record["status"] == "succeeded"
     return dict(record["metrics"])
 
@@ -280,16 +285,7 @@ def under_papermill(probe_project: Path) -> dict[str, Any]:
 
 def under_nb2prod(project: Path, fork: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """What each step's probe found, and the run record."""
-    r = run_cli(
-        "run",
-        "pipelines/probe",
-        "--no-track",
-        "--no-cache",
-        cwd=project,
-        env={"CI": "true", "NB2PROD_FORK_KERNELS": fork},
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    run_json = sorted((project / ".nb2prod" / "runs").glob("*/run.json"))[-1]
+    run_json = run_fresh(project, "probe", fork)
     record = json.loads(run_json.read_text("utf-8"))
     found: dict[str, Any] = {"plot_shown": False, "first_execution_count": {}}
     for name, step in record["steps"].items():

@@ -11,30 +11,30 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .export import ExportResult
-    from .plan import Plan
-    from .runner import RunResult
+    from .export.writer import ExportResult
+    from .plan.planner import Plan
+    from .run.runner import RunResult
 
 __all__ = ["__version__", "export_notebook", "inspect_notebook", "log_metric", "run_pipeline"]
 
 
 def inspect_notebook(path: Any, name: str | None = None) -> Plan:
-    """Plan the pipeline of the notebook at ``path`` (see :class:`nb2prod.plan.Plan`)."""
-    from .plan import inspect_notebook as _inspect
+    """Plan the pipeline of the notebook at ``path`` (see :class:`nb2prod.plan.planner.Plan`)."""
+    from .plan.planner import inspect_notebook as _inspect
 
     return _inspect(path, name)
 
 
-def export_notebook(path: Any, name: str | None = None, out: Any = "pipelines") -> ExportResult:
-    """Export the notebook at ``path`` to ``out/<name>/vN``."""
-    from .export import export_notebook as _export
+def export_notebook(path: Any, name: str | None = None, out: Any = None) -> ExportResult:
+    """Export the notebook at ``path`` to ``out/<name>/vN`` (``out`` defaults to ``pipelines``)."""
+    from .export.writer import export_notebook as _export
 
-    return _export(path, name=name, out=out)
+    return _export(path, name=name, **({} if out is None else {"out": out}))
 
 
 def run_pipeline(path: Any, params: dict[str, Any] | None = None, **options: Any) -> RunResult:
-    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``); see nb2prod.runner."""
-    from .runner import run_pipeline as _run
+    """Run the pipeline at ``path`` (``pipelines/<name>`` or ``.../vN``); see nb2prod.run.runner."""
+    from .run.runner import run_pipeline as _run
 
     return _run(path, params, **options)
 

@@ -18,7 +18,7 @@ from .version_folder import CONFIG, edits, read_manifest, read_version_yaml, ver
 
 def value_type(value: Any) -> str:
     """ "int", "float", "str", "bool", "null", "list" or "dict" (a hand-edited oddity: "str")."""
-    from .params import type_name
+    from .plan.params import type_name
 
     try:
         return type_name(value)

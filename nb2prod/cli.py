@@ -70,8 +70,8 @@ notebook_arg = click.argument(
 out_option = click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("pipelines"),
-    show_default=True,
+    default=None,  # the version folder's default, resolved in the command (--help imports none)
+    show_default="pipelines",
     help="Folder that holds the pipelines.",
 )
 
@@ -85,8 +85,8 @@ def inspect(notebook: Path, as_json: bool) -> None:
 
     Exits with 2 when the notebook has errors that would block export.
     """
-    from .plan import inspect_notebook
-    from .report import plan_text
+    from .plan.planner import inspect_notebook
+    from .plan.report import plan_text
 
     plan = inspect_notebook(notebook)
     if as_json:
@@ -102,15 +102,16 @@ def inspect(notebook: Path, as_json: bool) -> None:
 @click.option("--name", help="Pipeline name (default: the notebook's file name made safe).")
 @out_option
 @_friendly
-def export(notebook: Path, name: str | None, out: Path) -> None:
+def export(notebook: Path, name: str | None, out: Path | None) -> None:
     """Export NB to OUT/<name>/vN.
 
     An unchanged notebook writes nothing and reports the current version; a changed one writes
     the next version and leaves earlier ones untouched.
     """
-    from .export import export_notebook
+    from .export.writer import export_notebook
+    from .version_folder import PIPELINES
 
-    result = export_notebook(notebook, name=name, out=out)
+    result = export_notebook(notebook, name=name, out=out or PIPELINES)
     for p in result.plan.problems:
         click.echo(f"warning: {p.render(str(notebook))}", err=True)
     if result.created:
@@ -131,13 +132,15 @@ def export(notebook: Path, name: str | None, out: Path) -> None:
 @click.option("--name", help="Pipeline name, when it differs from the one found under --out.")
 @out_option
 @_friendly
-def check(notebooks: tuple[Path, ...], name: str | None, out: Path) -> None:
+def check(notebooks: tuple[Path, ...], name: str | None, out: Path | None) -> None:
     """Fail (exit 1) when NB no longer matches its latest exported version.
 
     For CI and pre-commit. Writes nothing.
     """
-    from .export import check_notebook
+    from .export.writer import check_notebook
+    from .version_folder import PIPELINES
 
+    out = out or PIPELINES
     failed = False
     for notebook in notebooks:
         result = check_notebook(notebook, out=out, name=name)
@@ -245,13 +248,13 @@ def run(
     import time
 
     started = time.monotonic()
-    from .tracking_worker import TrackingWorker
+    from .tracking.worker import TrackingWorker
 
     # Before anything else: MLflow's import in the worker is the floor of every tracked run.
     tracker = None if no_track else TrackingWorker()
     try:
         from .pipeline import load_pipeline
-        from .progress import Progress
+        from .run.progress import Progress
 
         spec = load_pipeline(pipeline)
         progress = Progress([s.name for s in spec.steps])
@@ -259,12 +262,12 @@ def run(
         if tracker is not None:
             tracker.close()
         raise
-    from .ci_reports import append_github_summary, write_junit
-    from .report import run_text
-    from .runner import run_pipeline
+    from .run.ci_reports import append_github_summary, write_junit
+    from .run.runner import run_pipeline
+    from .run.summary import run_text
 
     result = run_pipeline(
-        spec.path,
+        spec,
         files=files,
         assignments=assignments,
         steps=steps.split(",") if steps else None,
@@ -336,7 +339,7 @@ def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
 @_friendly
 def versions(pipeline: Path, as_json: bool) -> None:
     """List the versions of PIPELINE (pipelines/<name>, or just <name>)."""
-    from .versions import list_versions, resolve_pipeline
+    from .export.versions import list_versions, resolve_pipeline
 
     rows = list_versions(resolve_pipeline(pipeline, "nb2prod versions {}"))
     if as_json:
@@ -359,7 +362,7 @@ def versions(pipeline: Path, as_json: bool) -> None:
 def diff(pipeline: Path, version_a: str, version_b: str) -> None:
     """Show what changed between two versions of PIPELINE (pipelines/<name>, or just <name>):
     steps, parameters, code."""
-    from .versions import diff_versions, resolve_pipeline
+    from .export.versions import diff_versions, resolve_pipeline
 
     usage = f"nb2prod diff {{}} {version_a} {version_b}"
     click.echo(diff_versions(resolve_pipeline(pipeline, usage), version_a, version_b), nl=False)

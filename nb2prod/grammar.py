@@ -16,6 +16,9 @@ from importlib import resources
 from typing import Any
 
 GRAMMAR_FILE = "grammar.json"
+# Roles whose fitted estimators a step saves as MLflow models: the exporter writes the call, the
+# runner starts MLflow early when a step to run has one of them.
+MODEL_ROLES = ("training", "step")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .version_folder import (
     PIPELINES,
     VERSION_DIR,
     StepSpec,
+    default_pipeline_name,
     exported_from,
     is_version_dir,
     load_manifest,
@@ -65,7 +66,7 @@ class PipelineSpec:
 # --- what the user passed for PIPELINE ----------------------------------------------------------
 def _exported_as(notebook: Path) -> str | None:
     """The pipeline under ./pipelines exported from ``notebook``, if there is one."""
-    name = exported_from(notebook, PIPELINES) or _default_name(notebook)
+    name = exported_from(notebook, PIPELINES) or default_pipeline_name(notebook)
     found = versions(PIPELINES / name)
     if not found:
         return None
@@ -104,7 +105,7 @@ def locate(path: Path, usage: str = "nb2prod run {}") -> Path:
                 f"Fix: run `{usage.format(target)}`."
             )
         what = "is a notebook that has not been exported" if path.is_file() else "no such file"
-        target = (PIPELINES / _default_name(path)).as_posix()
+        target = (PIPELINES / default_pipeline_name(path)).as_posix()
         raise Nb2prodError(
             f"{path}: {what}, so there is no exported pipeline to use. Fix: export it first: "
             f"`nb2prod export {path}`, then `{usage.format(target)}`."
@@ -124,12 +125,6 @@ def locate(path: Path, usage: str = "nb2prod run {}") -> Path:
         f"{path}: no exported pipeline here.{known} Fix: pass pipelines/<name> (or "
         f"pipelines/<name>/vN, or just <name>), after running `nb2prod export NOTEBOOK`."
     )
-
-
-def _default_name(notebook: Path) -> str:
-    from .plan import default_pipeline_name
-
-    return default_pipeline_name(notebook)
 
 
 def resolve_version(path: Path, usage: str = "nb2prod run {}") -> Path:

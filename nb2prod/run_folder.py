@@ -52,7 +52,7 @@ MODEL_EXT = ".pkl"
 RUN_DIR_HINT = f"{DEFAULT_HOME}/{RUNS}/<run-id>/"
 #: The papermill parameter that tells an exported step where its run folder is.
 RUN_DIR_PARAM = "nb2prod_run_dir"
-#: What :func:`nb2prod.runner.new_run_id` makes; ids from requests must match before use.
+#: What :func:`nb2prod.run.runner.new_run_id` makes; ids from requests must match before use.
 RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")
 
 PathLike = str | os.PathLike[str]

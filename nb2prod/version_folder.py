@@ -45,6 +45,13 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # --- paths ---------------------------------------------------------------------------------------
+def default_pipeline_name(notebook: Path) -> str:
+    """The folder name a notebook's pipeline gets unless the user names it."""
+    from .grammar import make_safe_name
+
+    return make_safe_name(notebook.stem, "pipeline")
+
+
 def version_path(pipeline_dir: Path, version: int) -> Path:
     """``<pipeline_dir>/v<version>``."""
     return pipeline_dir / f"v{version}"

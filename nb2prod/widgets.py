@@ -9,8 +9,9 @@ shows a version picker, a parameter form built from that version's ``config.yaml
 button, per-step progress, and at the end the metrics, the MLflow run, or the failing step's
 error and executed notebook. The run happens in a background thread, so the kernel stays
 responsive; :meth:`PipelinePanel.run` runs in the foreground and returns the
-:class:`~nb2prod.runner.RunResult` (for scripts and tests). Runs go where ``nb2prod run`` started
-in the kernel's working directory would put them. ``import nb2prod`` does not import this module.
+:class:`~nb2prod.run.runner.RunResult` (for scripts and tests). Runs go where ``nb2prod run``
+started in the kernel's working directory would put them. ``import nb2prod`` does not import
+this module.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .errors import Nb2prodError
 from .version_folder import VERSION_DIR, versions
 
 if TYPE_CHECKING:
-    from .runner import RunResult
+    from .run.runner import RunResult
 
 JSON_KINDS = ("list", "dict", "null")  # edited as JSON text
 JSON_NAMES = {"list": "array", "dict": "object", "str": "string", "int": "number"}
@@ -204,7 +205,7 @@ class PipelinePanel(widgets.VBox):
 
     def params(self) -> dict[str, Any]:
         """The parameters that differ from the defaults; raises Nb2prodError for bad entries."""
-        from .overrides import effective_params
+        from .run.overrides import effective_params
 
         problems = [m for m in (f.check() for f in self.fields.values()) if m]
         if problems:
@@ -263,7 +264,7 @@ class PipelinePanel(widgets.VBox):
             f.widget.disabled = busy
 
     def _run(self, params: dict[str, Any]) -> RunResult:
-        from .runner import run_pipeline
+        from .run.runner import run_pipeline
 
         self.result = None
         self._busy(True)

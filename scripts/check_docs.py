@@ -8,7 +8,7 @@
 Exit code: 0 when every transcript matches, 1 when one drifted (``--update``: 0 once the pages
 are rewritten, 1 when some drift needs a person: a hidden set-up command failed, a command
 names a run no output shows, a block was edited meanwhile), 2 for a malformed page. Each page
-ends with its three slowest commands. tests/test_docs.py runs the check, one test per page.
+ends with its three slowest commands. tests/docs/test_docs.py runs the check, one test per page.
 
 Conventions (also in docs/testing.md):
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian-like machine, then runs every test:
 # Python (pytest), TypeScript (jest, eslint) and the JupyterLab UI tests in Chromium, which
-# tests/test_labextension.py drives. Needs Python 3.10+ and Node.js 20+ on the PATH.
+# tests/ui/test_labextension.py drives. Needs Python 3.10+ and Node.js 20+ on the PATH.
 #
 # The tests run in tiers, fastest first, so failures show early (see docs/testing.md):
 #   unit cli run tracking server docs ui

@@ -22,69 +22,34 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 # Test tiers, run in this order by scripts/test.sh (fastest and most basic first, so failures
-# show early); `bash scripts/test.sh unit` (or `pytest -m unit`) runs one. A test's tier is its
-# file's, unless TIER_OF_TEST says otherwise; files not listed here count as "run". See
-# docs/testing.md.
+# show early); `bash scripts/test.sh unit` (or `pytest -m unit`, or `pytest tests/unit`) runs
+# one. A test's tier is the folder its file is in (tests/<tier>/), unless TIER_OF_TEST says
+# otherwise. See docs/testing.md.
+#   unit      in-process, no kernel, no nb2prod subprocess
+#   cli       the nb2prod command (export, check, inspect, refusals), linters
+#   run       pipelines run in kernels
+#   tracking  MLflow
+#   server    the Jupyter server extension's REST API
+#   docs      every command transcript in README.md and docs/ run again against real output
+#   ui        the JupyterLab extension (jest, linters, UI tests in Chromium), the installed wheel
 TIERS = ("unit", "cli", "run", "tracking", "server", "docs", "ui")
-TIER_OF_FILE = {
-    # unit: in-process, no kernel, no nb2prod subprocess
-    "test_analysis.py": "unit",
-    "test_export.py": "unit",
-    "test_gc_tuning.py": "unit",
-    "test_golden.py": "unit",
-    "test_grammar.py": "unit",
-    "test_params.py": "unit",
-    "test_plan.py": "unit",
-    "test_planning_passes.py": "unit",
-    "test_run_folder.py": "unit",
-    "test_runtime.py": "unit",
-    "test_socket_dirs.py": "unit",
-    "test_version_folder.py": "unit",
-    "test_zygote_preload.py": "unit",
-    "test_widgets.py": "unit",
-    # cli: the nb2prod command (export, check, inspect, refusals), linters
-    "test_cell_ids.py": "cli",
-    "test_cli.py": "cli",
-    "test_codegen_roundtrip.py": "cli",
-    "test_imports_per_step.py": "cli",
-    "test_kale.py": "cli",
-    "test_notebook_input.py": "cli",
-    "test_overrides.py": "cli",
-    "test_quality.py": "cli",
-    "test_randomness.py": "cli",
-    "test_tag_typos.py": "cli",
-    "test_version_integrity.py": "cli",
-    # run: pipelines run in kernels
-    "test_kernels.py": "run",
-    "test_run.py": "run",
-    "test_run_index.py": "run",
-    "test_run_trust.py": "run",
-    "test_steps_with_papermill.py": "run",
-    # tracking: MLflow
-    "test_tracking.py": "tracking",
-    "test_tracking_steps.py": "tracking",
-    # server: the Jupyter server extension's REST API
-    "test_server.py": "server",
-    # docs: every command transcript in README.md and docs/ run again against real output
-    "test_docs.py": "docs",
-    # ui: the JupyterLab extension (jest, linters, UI tests in Chromium) and the installed wheel
-    "test_install.py": "ui",
-    "test_labextension.py": "ui",
-}
-# Slow tests in an otherwise fast file ("file::test name" prefixes).
+TESTS = Path(__file__).resolve().parent
+# Slow tests in an otherwise fast file ("folder/file::test name" prefixes).
 TIER_OF_TEST = {
-    "test_export.py::test_concurrent_exports": "cli",
-    "test_widgets.py::test_panel_runs_a_pipeline_inside_a_kernel": "run",
+    "unit/test_export.py::test_concurrent_exports": "cli",
+    "unit/test_widgets.py::test_panel_runs_a_pipeline_inside_a_kernel": "run",
 }
 
 
 def tier_of(item: pytest.Item) -> str:
-    file = item.path.name
-    test = f"{file}::{item.name}"
+    where = item.path.resolve().relative_to(TESTS)
+    test = f"{where.as_posix()}::{item.name}"
     for prefix, tier in TIER_OF_TEST.items():
         if test.startswith(prefix):
             return tier
-    return TIER_OF_FILE.get(file, "run")
+    if where.parts[0] not in TIERS:
+        raise pytest.UsageError(f"{where}: a test file belongs in a tier folder, tests/<tier>/.")
+    return where.parts[0]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -96,11 +61,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """With ``-m TIER``, do not even import the files with no test in that tier: importing
     them all (MLflow, Jupyter server...) takes longer than the unit tier's tests."""
     tier = config.getoption("markexpr", "")
-    name = collection_path.name
-    if tier not in TIERS or name not in TIER_OF_FILE:
+    try:
+        where = collection_path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:
         return None
-    in_tier = TIER_OF_FILE[name] == tier or any(
-        prefix.startswith(f"{name}::") and t == tier for prefix, t in TIER_OF_TEST.items()
+    if tier not in TIERS or where.partition("/")[0] not in TIERS:
+        return None
+    in_tier = where.partition("/")[0] == tier or any(
+        prefix.startswith(where) and t == tier for prefix, t in TIER_OF_TEST.items()
     )
     return None if in_tier else True
 
@@ -223,8 +191,8 @@ def own_kernels() -> set[int]:
     pids = set()
     for pid, cmd in own_processes().items():
         if (
-            "nb2prod.kernel_zygote" in cmd
-            or "nb2prod.tracking_worker" in cmd
+            "nb2prod.run.zygote" in cmd
+            or "nb2prod.tracking.worker" in cmd
             or (
                 any("ipykernel_launcher" in part for part in cmd)
                 and "--HistoryManager.hist_file=:memory:" in cmd

@@ -60,8 +60,8 @@ def check_export_name(name: object) -> str | None:
 # --- run in a worker process ---------------------------------------------------------------------
 def inspect_file(os_path: Path, api_path: str) -> dict[str, Any]:
     """The plan JSON (docs/inspect-json.md) of the saved notebook at ``os_path``."""
-    from ..notebook import read_notebook
-    from ..plan import build_plan
+    from ..plan.notebook import read_notebook
+    from ..plan.planner import build_plan
 
     try:
         nb = read_notebook(os_path)
@@ -77,7 +77,7 @@ def inspect_content(content: dict[str, Any], os_path: Path, api_path: str) -> di
 
     The path is still checked (by the server), because it names the notebook and the pipeline.
     """
-    from ..plan import inspect_notebook_json
+    from ..plan.planner import inspect_notebook_json
 
     try:
         return inspect_notebook_json(content, api_path).to_json()
@@ -89,9 +89,9 @@ def inspect_content(content: dict[str, Any], os_path: Path, api_path: str) -> di
 
 def export_file(root: Path, os_path: Path, api_path: str, name: str | None) -> dict[str, Any]:
     """Export the saved notebook to ``<root>/pipelines/<name>/vN``; see docs/rest-api.md."""
-    from ..export import check_name, export_plan
-    from ..notebook import read_notebook
-    from ..plan import build_plan, problem_json
+    from ..export.writer import check_name, export_plan
+    from ..plan.notebook import read_notebook
+    from ..plan.planner import build_plan, problem_json
 
     out = root / PIPELINES
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from ..errors import Nb2prodError
-    from ..runner import run_pipeline
+    from ..run.runner import run_pipeline
 
     job_file = Path(argv[0])
     job = json.loads(job_file.read_text("utf-8"))

@@ -70,11 +70,11 @@ def _coerce(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 def _version_dir(root: Root, api_path: str, pipeline_dir: Path) -> Path:
     """The version a run request names; the checks the CLI makes, worded for a JSON caller."""
-    from ..export import VERSION_DIR, versions
+    from ..version_folder import MANIFEST, VERSION_DIR, versions
 
     if VERSION_DIR.match(pipeline_dir.name):
         version_dir = pipeline_dir
-        if not (version_dir / "pipeline.yaml").is_file():
+        if not (version_dir / MANIFEST).is_file():
             raise ApiError(
                 404,
                 f"`pipeline` {api_path!r} is not an exported version (it has no pipeline.yaml). "
@@ -96,7 +96,7 @@ def _version_dir(root: Root, api_path: str, pipeline_dir: Path) -> Path:
 
 
 def _check_params(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    from ..overrides import ParameterError, effective_params
+    from ..run.overrides import ParameterError, effective_params
 
     params = _coerce(defaults, params)
     try:
@@ -165,7 +165,7 @@ class Launcher:
         self.lock = threading.Lock()
 
     def start(self, root: Root, request: RunRequest) -> str:
-        from ..runner import new_run_id
+        from ..run.runner import new_run_id
 
         home = runs_home(root.path).resolve()
         jobs_dir(home).mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,8 @@ def _start_worker() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not on every OS
         os.nice(NICENESS)
     with contextlib.suppress(Exception):  # warm up: the first request should not pay imports
-        from .. import export, plan  # noqa: F401
+        from ..export import writer  # noqa: F401
+        from ..plan import planner  # noqa: F401
 
 
 def _executor() -> ProcessPoolExecutor:

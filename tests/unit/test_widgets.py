@@ -1,0 +1,195 @@
+"""The ipywidgets panel: its form in-process, and real runs from inside a notebook kernel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pytest
+
+from nb2prod.errors import Nb2prodError
+from nb2prod.export.writer import export_notebook
+from nb2prod.widgets import PipelinePanel
+
+from conftest import TINY_CELLS, notebook_json, write_notebook
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with the tiny notebook exported to pipelines/tiny/v1, as the working folder."""
+    write_notebook(tmp_path / "tiny.ipynb", TINY_CELLS)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_form_has_a_widget_per_parameter_type(project: Path) -> None:
+    panel = PipelinePanel("pipelines/tiny")
+    kinds = {name: type(f.widget) for name, f in panel.fields.items()}
+    assert kinds == {
+        "n": widgets.IntText,
+        "factor": widgets.FloatText,
+        "delay": widgets.FloatText,
+        "flags": widgets.Textarea,
+        "label": widgets.Text,
+    }
+    assert panel.fields["flags"].widget.value == "[1, 2]"
+    assert panel.fields["n"].widget.tooltip == "how many numbers"
+    assert list(panel.steps) == ["preprocessing", "training", "evaluation"]
+    assert panel.params() == {}  # nothing changed: the run uses config.yaml as it is
+    panel.set("n", 5)
+    panel.set("flags", [])
+    panel.fields["factor"].widget.value = 2.0  # the default again: not an override
+    assert panel.params() == {"n": 5, "flags": []}
+
+
+def test_form_rejects_bad_json_and_wrong_types(project: Path) -> None:
+    panel = PipelinePanel("pipelines/tiny")
+    flags = panel.fields["flags"]
+    flags.widget.value = "[1, 2"
+    assert "not valid JSON" in flags.error.value  # shown as the user types
+    with pytest.raises(Nb2prodError, match=r"parameter `flags`: '\[1, 2' is not valid JSON"):
+        panel.params()
+    assert not panel.start()  # the Run button does nothing but show the problem
+    assert "not valid JSON" in panel.status.value
+    flags.widget.value = '{"a": 1}'
+    with pytest.raises(Nb2prodError, match="parameter `flags` is a list, but .* JSON object"):
+        panel.params()
+    flags.widget.value = "[3]"
+    assert flags.error.value == "" and panel.params() == {"flags": [3]}
+    with pytest.raises(Nb2prodError, match="unknown parameter `nn`"):
+        panel.set("nn", 1)
+
+
+def test_versions_and_missing_pipelines(project: Path) -> None:
+    nb = notebook_json(TINY_CELLS)
+    nb["cells"][1]["source"] += "\nextra = True  # a new switch"
+    nb["cells"][3]["source"] += "\nuse = extra"
+    (project / "tiny.ipynb").write_text(json.dumps(nb))
+    assert export_notebook(project / "tiny.ipynb", out=project / "pipelines").version == 2
+    panel = PipelinePanel("pipelines/tiny")
+    assert panel.version.value == 2 and panel.version.options == (("v2", 2), ("v1", 1))
+    assert type(panel.fields["extra"].widget) is widgets.Checkbox
+    panel.version.value = 1  # the form follows the chosen version
+    assert "extra" not in panel.fields and panel.version_dir == Path("pipelines/tiny/v1")
+    assert PipelinePanel("pipelines/tiny/v1").version.value == 1
+    with pytest.raises(Nb2prodError, match="no exported pipeline here"):
+        PipelinePanel("pipelines/nothing")
+    with pytest.raises(Nb2prodError, match="there is no version v9. Fix: use one of v1, v2"):
+        PipelinePanel("pipelines/tiny", version=9)
+
+
+KERNEL_CODE = [
+    # Build the panel, fill in the form as a user would, and show it.
+    """\
+import json
+from nb2prod.widgets import PipelinePanel
+
+panel = PipelinePanel("pipelines/tiny")
+panel.fields["factor"].widget.value = 3.0
+panel.set("flags", [1, 2, 3])
+panel""",
+    # The synchronous run, for scripts.
+    """\
+result = panel.run()
+print("RESULT", json.dumps({
+    "status": result.status,
+    "metrics": result.record["metrics"],
+    "tracking": result.record["tracking"],
+    "states": {name: row.state.value for name, row in panel.steps.items()},
+    "bars": {name: [row.bar.value, row.bar.bar_style] for name, row in panel.steps.items()},
+    "table": panel.results.value,
+    "line": panel.status.value,
+}))""",
+    # The Run button: a background thread, the kernel stays free.
+    """\
+panel.set("n", 4)
+panel.run_button.click()
+busy = panel.run_button.disabled
+background = panel.wait(120)
+print("RESULT", json.dumps({
+    "busy": busy,
+    "status": background.status,
+    "metrics": background.record["metrics"],
+    "enabled": not panel.run_button.disabled,
+}))""",
+    # A failing step: its error and executed notebook are shown.
+    """\
+panel.track = False
+panel.set("delay", -1.0)
+failed = panel.run()
+print("RESULT", json.dumps({
+    "status": failed.status,
+    "states": {name: row.state.value for name, row in panel.steps.items()},
+    "table": panel.results.value,
+}))""",
+]
+
+
+def _results(nb: Any) -> list[dict[str, Any]]:
+    out = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            for line in str(output.get("text", "")).splitlines():
+                if line.startswith("RESULT "):
+                    out.append(json.loads(line[len("RESULT ") :]))
+    return out
+
+
+def test_panel_runs_a_pipeline_inside_a_kernel(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    import papermill
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in KERNEL_CODE]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    executed = papermill.execute_notebook(
+        nb,
+        str(project / "panel.ipynb"),
+        cwd=str(project),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    views = [
+        o
+        for o in executed.cells[0].outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert views, executed.cells[0].outputs  # the panel rendered as a widget
+    first, background, failed = _results(executed)
+
+    assert first["status"] == "succeeded"
+    assert first["metrics"] == {"score": 9.0, "count": 6}  # factor 3, flags of 3
+    assert list(first["states"]) == ["preprocessing", "training", "evaluation"]
+    assert all(s.startswith("succeeded in ") for s in first["states"].values())
+    assert all(bar == [2, "success"] for bar in first["bars"].values())
+    assert (
+        "<td>score</td><td>9</td>" in first["table"]
+        and "<td>count</td><td>6</td>" in first["table"]
+    )
+    assert first["tracking"]["ok"] and first["tracking"]["run_id"] in first["table"]
+    assert "experiment <code>tiny</code>" in first["table"]
+    assert "tiny v1: succeeded" in first["line"]
+
+    assert background["busy"] and background["enabled"]
+    assert background["status"] == "succeeded"
+    assert background["metrics"] == {"score": 18.0, "count": 7}  # n 4: (0+1+2+3) * 3
+
+    assert failed["status"] == "failed"
+    assert failed["states"]["preprocessing"].startswith("cached")  # unchanged since the last run
+    assert failed["states"]["training"].startswith("failed in ")
+    assert failed["states"]["evaluation"] == "skipped"
+    assert "step training failed" in failed["table"]
+    assert "ValueError: sleep length must be non-negative" in failed["table"]
+    assert "steps/training/notebook.ipynb" in failed["table"]
+    notebook = failed["table"].split("executed notebook: <code>")[1].split("</code>")[0]
+    assert (project / notebook).is_file()

@@ -38,6 +38,7 @@ DEFAULT_HOME = ".nb2prod"
 RUNS = "runs"
 JOBS = "jobs"
 CACHE = "cache"
+FINGERPRINTS = "fingerprints.json"  # data files' SHA-256, by path, size, mtime and inode
 RECORD = "run.json"
 CONFIG = "config.yaml"
 RESERVE = ".reserve"
@@ -177,6 +178,11 @@ def cache_entry(cache: Path, step: str, key: str) -> Path:
 
 
 # --- the server's jobs ----------------------------------------------------------------------
+def fingerprints_path(home: Path) -> Path:
+    """Remembered SHA-256 of the data files steps read, so unchanged files are not re-read."""
+    return home / CACHE / FINGERPRINTS
+
+
 def jobs_dir(home: Path) -> Path:
     """``<home>/jobs``: runs the server was asked for, before their process writes run.json."""
     return home / JOBS

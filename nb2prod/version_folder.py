@@ -251,6 +251,16 @@ def _shell_word(text: str) -> str:
 
 # --- the manifest, typed -------------------------------------------------------------------------
 @dataclass(frozen=True)
+class DataSpec:
+    """A file or folder a step reads (``steps[].data``): relative to the notebook's folder
+    unless absolute; when ``parameter`` is set, the run's value of that parameter names it."""
+
+    path: str
+    cell: int
+    parameter: str | None = None
+
+
+@dataclass(frozen=True)
 class StepSpec:
     name: str
     role: str
@@ -261,6 +271,7 @@ class StepSpec:
     depends_on: tuple[str, ...]
     # Kale 2.x engine settings from the step's tags (cache, image, limit...), as exported.
     engine: dict[str, Any] = field(default_factory=dict)
+    data: tuple[DataSpec, ...] = ()  # files the step reads, which join its cache key
 
     @property
     def cache(self) -> bool:
@@ -429,6 +440,7 @@ def _check_step(m: _Fields, n: int, raw: Any, parameters: list[str]) -> StepSpec
     engine = m.get(f"{at}.engine", dict, s.get("engine"), required=False) or {}
     if not all(isinstance(k, str) for k in engine):
         raise m.bad(f"{at}.engine", "has a key that is not a string")
+    data = _check_data(m, at, s.get("data"), used)
     return StepSpec(
         name=name,
         role=role,
@@ -438,7 +450,27 @@ def _check_step(m: _Fields, n: int, raw: Any, parameters: list[str]) -> StepSpec
         parameters=tuple(used),
         depends_on=tuple(depends_on),
         engine=dict(engine),
+        data=data,
     )
+
+
+def _check_data(m: _Fields, at: str, raw: Any, parameters: list[str]) -> tuple[DataSpec, ...]:
+    """``steps[].data``: a path (any string a file system takes), the reading cell's index and
+    the parameter, if any, that names the path (one the step uses)."""
+    found = []
+    for i, item in enumerate(m.get(f"{at}.data", list, raw, required=False) or []):
+        entry = m.get(f"{at}.data[{i}]", dict, item)
+        path = m.get(f"{at}.data[{i}].path", str, entry.get("path"))
+        if not path or "\0" in path or len(path) > 4096:
+            raise m.bad(f"{at}.data[{i}].path", f"is {_shown(path)}, not a file path")
+        cell = entry.get("cell")
+        if not isinstance(cell, int) or isinstance(cell, bool) or cell < 0:
+            raise m.bad(f"{at}.data[{i}].cell", f"is {_shown(cell)}")
+        parameter = entry.get("parameter")
+        if parameter is not None and parameter not in parameters:
+            raise m.bad(f"{at}.data[{i}].parameter", f"is {_shown(parameter)}, not a parameter")
+        found.append(DataSpec(path, cell, parameter))
+    return tuple(found)
 
 
 def _check_dag(m: _Fields, steps: list[StepSpec]) -> tuple[StepSpec, ...]:

@@ -33,6 +33,18 @@ export interface IStep {
   parameters: string[];
   metrics: string[];
   depends_on: string[];
+  /** Data files the step reads; their fingerprints join its cache key. */
+  data?: IDataRead[];
+}
+
+/**
+ * A data file a step reads: as the notebook names it, the 0-based cell that reads it, and the
+ * parameter whose value names it.
+ */
+export interface IDataRead {
+  path: string;
+  cell: number;
+  parameter: string | null;
 }
 
 /**

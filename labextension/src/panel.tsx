@@ -540,6 +540,15 @@ function StepState(props: {
   );
 }
 
+/**
+ * The data files a step reads, on one line: `data/train.csv (parameter train_path)`.
+ */
+export function dataReads(step: IStep): string {
+  return (step.data ?? [])
+    .map(d => (d.parameter ? `${d.path} (parameter ${d.parameter})` : d.path))
+    .join(', ');
+}
+
 function StepCard(props: {
   plan: IPlan;
   step: IStep;
@@ -573,6 +582,11 @@ function StepCard(props: {
         <div className="nb2prod-StepCard-line">
           <span className="nb2prod-muted">gives:</span>{' '}
           {step.outputs.join(', ')}
+        </div>
+      )}
+      {(step.data ?? []).length > 0 && (
+        <div className="nb2prod-StepCard-line">
+          <span className="nb2prod-muted">reads:</span> {dataReads(step)}
         </div>
       )}
       {step.depends_on.length > 0 && (

@@ -132,6 +132,8 @@ def _step_entry(plan: Plan, s: StepPlan, order: list[str]) -> dict[str, Any]:
     del entry["hoisted"]
     if not entry["engine"]:
         del entry["engine"]
+    if not entry["data"]:
+        del entry["data"]  # versions of notebooks that read no file stay as they were
     return entry
 
 

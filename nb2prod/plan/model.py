@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .analysis import CellAnalysis
+
+if TYPE_CHECKING:
+    from .datafiles import DataRead
 
 CellRole = Literal["step", "parameters", "setup", "skip", "unassigned", "markdown", "raw"]
 
@@ -56,6 +59,7 @@ class StepPlan:
     depends_on: list[str] = field(default_factory=list)
     defines: set[str] = field(default_factory=set)
     data_names: set[str] = field(default_factory=set)  # assigned data (not imports or defs)
+    data: list[DataRead] = field(default_factory=list)  # files the step reads (plan.datafiles)
 
     @property
     def module(self) -> str:
@@ -77,6 +81,7 @@ class StepPlan:
             "depends_on": self.depends_on,
             "hoisted": sorted({n for h in self.hoisted.values() for n in h.names}),
             "engine": self.engine,
+            "data": [d.to_json() for d in self.data],
         }
 
 

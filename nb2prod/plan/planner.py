@@ -22,6 +22,7 @@ from .checks import (
     check_randomness,
     read_parameters,
 )
+from .datafiles import find_data_reads
 from .dataflow import IPYTHON_IMPORTS, trace_data_flow
 from .model import CellPlan, CellRole, Hoist, Input, MetricsCell, StepPlan
 from .notebook import Cell, Notebook, notebook_from_json, read_notebook
@@ -105,6 +106,7 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     parameters = read_parameters(nb, roles.cells, log)
     trace_data_flow(roles.cells, roles.steps, parameters, log)
     ordering = order_steps(roles.steps, log)
+    find_data_reads(nb.path, roles.cells, roles.steps, parameters, log)
     check_randomness(nb, roles.cells, roles.steps, log)
     check_mlflow_overrides(nb, roles.cells, log)
     check_plan(roles.cells, roles.steps, parameters, log)

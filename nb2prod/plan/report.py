@@ -56,6 +56,11 @@ def plan_text(plan: Plan) -> str:
             lines.append(f"       metrics: {', '.join(metrics) or '(the dict the cell ends with)'}")
         if s.engine:
             lines.append(f"       engine: {_engine(s.engine)}")
+        if s.data:
+            reads = ", ".join(
+                d.path + (f" (parameter {d.parameter})" if d.parameter else "") for d in s.data
+            )
+            lines.append(f"       reads:  {reads}")
     lines += ["", "DAG"]
     if plan.edges:
         lines += [f"  {a} -> {b}" for a, b in plan.edges]

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +85,19 @@ class KeyParts:
     code: str
     params: dict[str, Any]
     inputs: dict[str, str]  # "producer/name" -> sha256
+    data: dict[str, str] = field(default_factory=dict)  # data file as named -> sha256 (or URL)
 
     @property
     def key(self) -> str:
-        payload = json.dumps(
-            {
-                "nb2prod": __version__,
-                "code": self.code,
-                "params": self.params,
-                "inputs": self.inputs,
-            },
-            sort_keys=True,
-            default=repr,
-        )
+        what: dict[str, Any] = {
+            "nb2prod": __version__,
+            "code": self.code,
+            "params": self.params,
+            "inputs": self.inputs,
+        }
+        if self.data:  # a step that reads no file keeps the key it always had
+            what["data"] = self.data
+        payload = json.dumps(what, sort_keys=True, default=repr)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     @property
@@ -200,6 +200,12 @@ class StepCache:
         )
         if moved:
             changes.append("input " + ", ".join(f"`{k}`" for k in moved) + " changed")
+        old_data = last.get("data") or {}
+        edited = sorted(
+            k for k in set(old_data) | set(parts.data) if old_data.get(k) != parts.data.get(k)
+        )
+        if edited:
+            changes.append("data changed: " + ", ".join(edited))
         return "; ".join(changes) if changes else "nb2prod's version changed"
 
     def store(self, step: str, parts: KeyParts, run_id: str) -> None:
@@ -211,6 +217,7 @@ class StepCache:
             "code": parts.code_sha256,
             "params": parts.params,
             "inputs": parts.inputs,
+            "data": parts.data,
         }
         write_record(path, json.dumps(entry, default=repr))
 

@@ -151,6 +151,7 @@ class StepRecord:
     model_uris: dict[str, Any] = field(default_factory=dict)
     error: StepError | None = None
     reason: str | None = None  # why it ran rather than being reused
+    data: dict[str, str] = field(default_factory=dict)  # data file as named -> SHA-256 or "remote"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -167,6 +168,7 @@ class StepRecord:
             "models": self.models,
             "model_uris": self.model_uris,
             "error": self.error.to_json() if self.error else None,
+            "data": self.data,
         }
         if self.reason is not None:
             data["reason"] = self.reason

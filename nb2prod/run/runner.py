@@ -48,6 +48,7 @@ from ..run_folder import (
     write_record,
 )
 from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
+from .fingerprints import data_inputs
 from .overrides import effective_params
 from .record import (
     REUSABLE,
@@ -214,9 +215,13 @@ def run_pipeline(
         effective, overrides = effective_params(spec.defaults, files, assignments, params)
         selected = _selected_steps(spec, steps)
         home = runs_home()
-        run_path, run_id = _open_run_folder(home, run_id, effective)
         needed = spec.upstream(selected)
+        cwd = _working_folder(spec)
+        reads = data_inputs(spec, effective, needed, cwd, home)  # exit 2 before the run exists
+        run_path, run_id = _open_run_folder(home, run_id, effective)
         data = _new_record(spec, run_id, effective, overrides, needed, tracked=tracker is not None)
+        for name, found in reads.items():
+            data.steps[name].data = {d.shown: d.sha256 for d in found}
         run = _Run(
             spec=spec,
             run_dir=run_path.resolve(),
@@ -227,7 +232,7 @@ def run_pipeline(
             step_timeout=step_timeout,
             cache=StepCache(home, spec.name),
             home=home,
-            cwd=_working_folder(spec),
+            cwd=cwd,
             tracker=tracker,
         )
         return _run(run, run_path, jobs or os.cpu_count() or 1, handle_signals)
@@ -549,12 +554,18 @@ def _predict_cache_hits(run: _Run) -> set[str]:
                 break
             inputs[f"{producer}/{name}"] = hashes[producer][name]
         else:
-            parts = KeyParts(run.sources[s.name].code, run.record.step(s.name).params, inputs)
+            parts = _key_parts(run, s, inputs)
             found = _lookup(run, s, parts)
             if isinstance(found, Hit):
                 hits.add(s.name)
                 hashes[s.name] = dict(found.record.get("outputs", {}))
     return hits
+
+
+def _key_parts(run: _Run, step: StepSpec, inputs: dict[str, str]) -> KeyParts:
+    """What the step's cache key is made of: its code, parameters, inputs and data files."""
+    record = run.record.step(step.name)
+    return KeyParts(run.sources[step.name].code, record.params, inputs, dict(record.data))
 
 
 def _step_thread(run: _Run, step: StepSpec, slots: threading.Semaphore) -> None:
@@ -585,7 +596,7 @@ def _run_step(run: _Run, step: StepSpec, slots: threading.Semaphore) -> None:
         f"{producer}/{name}": record.step(producer).outputs.get(name, "")
         for name, producer in step.inputs
     }
-    parts = KeyParts(run.sources[step.name].code, record.step(step.name).params, inputs)
+    parts = _key_parts(run, step, inputs)
     found = _lookup(run, step, parts)
     if isinstance(found, Hit):
         _reuse(run, step, found)

@@ -857,6 +857,9 @@ class _RunLogger:
                 client.update_run(child_id, name=name)
         if name in notebooks:
             client.log_artifact(child_id, str(notebooks[name]))
+        datasets = _datasets(step)
+        if datasets:
+            client.log_inputs(child_id, datasets=datasets)
         model_tags: dict[str, str] = {}
         earlier = step.get("model_uris") or {}
         models = _step_file(models_dir, self.run_dir, name)
@@ -914,6 +917,26 @@ class _RunLogger:
                 )
         self.client.log_artifact(run_id, str(path), "models")
         return f"runs:/{run_id}/models/{path.name}"
+
+
+def _datasets(step: Mapping[str, Any]) -> list[Any]:
+    """The data files the step read, as MLflow dataset inputs ("Datasets used" in the UI): the
+    path as the notebook names it, and a digest of the SHA-256 nb2prod keyed the cache on."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    found = []
+    for shown, sha in sorted((step.get("data") or {}).items()):
+        remote = sha == "remote"
+        source = json.dumps({"uri": str(shown)} if not remote else {"url": str(shown)})
+        dataset = Dataset(
+            name=_clip(str(shown), 500),
+            digest="remote" if remote else str(sha)[:32],  # MLflow's column holds 36 characters
+            source_type="http" if remote else "local",
+            source=source,
+        )
+        context = InputTag("mlflow.data.context", str(step.get("role") or "step"))
+        found.append(DatasetInput(dataset=dataset, tags=[context]))
+    return found
 
 
 def _unpickle(path: Path) -> Any:

@@ -266,6 +266,23 @@ HOSTILE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: _step(d, "training").update(engine=["cache:disabled"]),
         "`steps.training.engine`",
     ),
+    (
+        "data-not-a-list",
+        lambda d: _step(d, "training").update(data="data/train.csv"),
+        "`steps.training.data` is 'data/train.csv', not a list",
+    ),
+    (
+        "data-empty-path",
+        lambda d: _step(d, "training").update(data=[{"path": "", "cell": 1}]),
+        "`steps.training.data[0].path` is '', not a file path",
+    ),
+    (
+        "data-unknown-parameter",
+        lambda d: _step(d, "training").update(
+            data=[{"path": "x.csv", "cell": 1, "parameter": "os"}]
+        ),
+        "`steps.training.data[0].parameter` is 'os', not a parameter",
+    ),
 ]
 
 

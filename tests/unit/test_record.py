@@ -20,7 +20,7 @@ RUN_KEYS = [
 ]  # fmt: skip
 STEP_KEYS = [
     "role", "state", "depends_on", "params", "started_at", "duration", "cached_from", "notebook",
-    "outputs", "metrics", "models", "model_uris", "error",
+    "outputs", "metrics", "models", "model_uris", "error", "data",
 ]  # fmt: skip
 
 

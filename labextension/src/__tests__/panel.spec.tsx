@@ -3,8 +3,8 @@
  */
 import * as React from 'react';
 
-import { IPlan, IPlanCell } from '../api';
-import { CellLinks } from '../panel';
+import { IPlan, IPlanCell, IStep } from '../api';
+import { CellLinks, dataReads } from '../panel';
 import { IPanelActions } from '../tokens';
 
 // The panel's widgets and icon are not rendered here; @jupyterlab/ui-components is ESM that
@@ -62,5 +62,25 @@ describe('CellLinks', () => {
         '<a href="#" class="nb2prod-CellLink" aria-label="Go to cells 5–7">5–7</a>, ' +
         '<a href="#" class="nb2prod-CellLink" aria-label="Go to cells 9–10">9–10</a></span>'
     );
+  });
+});
+
+describe('dataReads', () => {
+  const step = (data?: IStep['data']) => ({ name: 's', data }) as IStep;
+
+  it('names each file, and the parameter that points at it', () => {
+    expect(
+      dataReads(
+        step([
+          { path: 'data/train.csv', cell: 1, parameter: 'train_path' },
+          { path: 'data/labels.json', cell: 2, parameter: null }
+        ])
+      )
+    ).toBe('data/train.csv (parameter train_path), data/labels.json');
+  });
+
+  it('is empty for a step that reads no file, or a plan from before', () => {
+    expect(dataReads(step([]))).toBe('');
+    expect(dataReads(step(undefined))).toBe('');
   });
 });

@@ -101,8 +101,14 @@ def inspect(notebook: Path, as_json: bool) -> None:
 @notebook_arg
 @click.option("--name", help="Pipeline name (default: the notebook's file name made safe).")
 @out_option
+@click.option(
+    "--pin-env",
+    is_flag=True,
+    help="Make a new version when the installed libraries differ from the latest version's "
+    "requirements.txt, even if the notebook did not change.",
+)
 @_friendly
-def export(notebook: Path, name: str | None, out: Path | None) -> None:
+def export(notebook: Path, name: str | None, out: Path | None, pin_env: bool) -> None:
     """Export NB to OUT/<name>/vN.
 
     An unchanged notebook writes nothing and reports the current version; a changed one writes
@@ -111,7 +117,7 @@ def export(notebook: Path, name: str | None, out: Path | None) -> None:
     from .export.writer import export_notebook
     from .version_folder import PIPELINES
 
-    result = export_notebook(notebook, name=name, out=out or PIPELINES)
+    result = export_notebook(notebook, name=name, out=out or PIPELINES, pin_env=pin_env)
     for p in result.plan.problems:
         click.echo(f"warning: {p.render(str(notebook))}", err=True)
     if result.created:
@@ -224,6 +230,12 @@ def _positive_seconds(value: float | None) -> float | None:
     help="Write a JUnit XML report, one test case per step.",
 )
 @click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
+@click.option(
+    "--strict-env",
+    is_flag=True,
+    help="Refuse to run (exit 2) when installed libraries differ from the version's "
+    "requirements.txt.",
+)
 @_friendly
 def run(
     pipeline: Path,
@@ -234,6 +246,7 @@ def run(
     step_timeout: float | None,
     junit: Path | None,
     no_track: bool,
+    strict_env: bool,
 ) -> None:
     """Run PIPELINE (pipelines/<name> for the latest version, or .../vN) with papermill.
 
@@ -277,6 +290,7 @@ def run(
         observer=progress,
         handle_signals=True,
         tracker=tracker,
+        strict_env=strict_env,
     )
     total = _seconds_since_start(time.monotonic() - started)
     click.echo(run_text(result.record, result.path, total), err=result.exit_code not in (0,))

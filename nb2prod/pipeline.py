@@ -20,6 +20,7 @@ from .version_folder import (
     MANIFEST,
     PIPELINES,
     VERSION_DIR,
+    EnvironmentSpec,
     StepSpec,
     default_pipeline_name,
     exported_from,
@@ -43,6 +44,7 @@ class PipelineSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     # False for a version exported before nb2prod recorded file hashes: it could not be checked.
     verified: bool = True
+    environment: EnvironmentSpec | None = None  # None: exported before nb2prod recorded it
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
@@ -161,6 +163,7 @@ def load_pipeline(path: Path) -> PipelineSpec:
         steps=manifest.steps,
         defaults=read_defaults(manifest),
         verified=manifest.verified,
+        environment=manifest.environment,
     )
 
 

@@ -30,10 +30,12 @@ from ..version_folder import (
     PIPELINES,
     VERSION_DIR,
     Edit,
+    EnvironmentSpec,
     default_pipeline_name,
     edited_message,
     edits,
     exported_from,
+    read_environment,
     read_files,
     read_manifest,
     read_version_yaml,
@@ -41,7 +43,7 @@ from ..version_folder import (
     version_path,
     versions,
 )
-from .codegen import VersionInfo, render_version
+from .codegen import CAPTURE, VersionInfo, render_version
 from .imports import first_party_modules
 
 READ_ONLY = 0o444  # a reminder to editors; root ignores it, so the recorded hashes are the guard
@@ -132,23 +134,40 @@ def _remove_stale_temps(pipeline_dir: Path) -> None:
         shutil.rmtree(entry, ignore_errors=True)
 
 
-def _info(plan: Plan, out: Path, name: str, version: int, created_at: str) -> VersionInfo:
+def _info(
+    plan: Plan,
+    out: Path,
+    name: str,
+    version: int,
+    created_at: str,
+    env: EnvironmentSpec | str | None = CAPTURE,
+) -> VersionInfo:
     return VersionInfo(
         version=version,
         created_at=created_at,
         notebook_path=recorded_notebook(plan.notebook.path, out),
         version_dir=_version_dir_label(out, name, version),
         first_party=first_party_modules(out.resolve().parent),
+        environment=env,
     )
 
 
 def _compare(
-    plan: Plan, out: Path, name: str, latest: int, manifest: dict[str, Any]
+    plan: Plan,
+    out: Path,
+    name: str,
+    latest: int,
+    manifest: dict[str, Any],
+    pin_env: bool = False,
 ) -> tuple[str, ...]:
-    """Files that differ between the latest version and a fresh render of the notebook."""
+    """Files that differ between the latest version and a fresh render of the notebook. The
+    render records the environment the version recorded (none for one exported before nb2prod
+    did), so a changed environment alone makes no new version; ``pin_env`` compares with this
+    interpreter's instead."""
     vdir = version_path(out / name, latest)
     created_at = str(manifest.get("created_at", ""))
-    fresh = render_version(plan, _info(plan, out, name, latest, created_at))
+    env = CAPTURE if pin_env else read_environment(vdir, manifest)
+    fresh = render_version(plan, _info(plan, out, name, latest, created_at, env))
     on_disk = read_files(vdir)
     return tuple(sorted(p for p in set(fresh) | set(on_disk) if fresh.get(p) != on_disk.get(p)))
 
@@ -165,7 +184,7 @@ def _guard_source(plan: Plan, out: Path, name: str, manifest: dict[str, Any]) ->
         )
 
 
-def export_plan(plan: Plan, out: str | Path = PIPELINES) -> ExportResult:
+def export_plan(plan: Plan, out: str | Path = PIPELINES, pin_env: bool = False) -> ExportResult:
     out = Path(out)
     name = check_name(plan.name)
     if plan.errors:
@@ -173,7 +192,7 @@ def export_plan(plan: Plan, out: str | Path = PIPELINES) -> ExportResult:
     pipeline_dir = out / name
     created = [p for p in (out, pipeline_dir) if not p.exists()]
     try:
-        return _export_locked(plan, out, name, pipeline_dir)
+        return _export_locked(plan, out, name, pipeline_dir, pin_env)
     except Nb2prodError:
         for folder in reversed(created):  # a refused export leaves no empty folders behind
             with contextlib.suppress(OSError):
@@ -181,7 +200,9 @@ def export_plan(plan: Plan, out: str | Path = PIPELINES) -> ExportResult:
         raise
 
 
-def _export_locked(plan: Plan, out: Path, name: str, pipeline_dir: Path) -> ExportResult:
+def _export_locked(
+    plan: Plan, out: Path, name: str, pipeline_dir: Path, pin_env: bool = False
+) -> ExportResult:
     with _locked(pipeline_dir):
         _remove_stale_temps(pipeline_dir)
         existing = versions(pipeline_dir)
@@ -189,7 +210,7 @@ def _export_locked(plan: Plan, out: Path, name: str, pipeline_dir: Path) -> Expo
             latest = existing[-1]
             manifest = read_manifest(version_path(pipeline_dir, latest))
             _guard_source(plan, out, name, manifest)
-            if not _compare(plan, out, name, latest, manifest):
+            if not _compare(plan, out, name, latest, manifest, pin_env):
                 return ExportResult(name, latest, version_path(pipeline_dir, latest), False, plan)
         version = (existing[-1] if existing else 0) + 1
         while True:
@@ -225,12 +246,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 def export_notebook(
-    path: str | Path, name: str | None = None, out: str | Path = PIPELINES
+    path: str | Path,
+    name: str | None = None,
+    out: str | Path = PIPELINES,
+    pin_env: bool = False,
 ) -> ExportResult:
-    """Export ``path`` to ``out/<name>/vN``; an unchanged notebook creates no new version."""
+    """Export ``path`` to ``out/<name>/vN``; an unchanged notebook creates no new version (nor
+    does a changed environment alone, unless ``pin_env``)."""
     if name is not None:
         check_name(name)
-    return export_plan(inspect_notebook(path, name), out)
+    return export_plan(inspect_notebook(path, name), out, pin_env)
 
 
 def find_pipeline_name(notebook: Path, out: Path) -> str:

@@ -86,6 +86,7 @@ class KeyParts:
     params: dict[str, Any]
     inputs: dict[str, str]  # "producer/name" -> sha256
     data: dict[str, str] = field(default_factory=dict)  # data file as named -> sha256 (or URL)
+    env: dict[str, str] = field(default_factory=dict)  # distribution -> installed version
 
     @property
     def key(self) -> str:
@@ -97,6 +98,8 @@ class KeyParts:
         }
         if self.data:  # a step that reads no file keeps the key it always had
             what["data"] = self.data
+        if self.env:  # likewise a version exported before nb2prod recorded the environment
+            what["env"] = self.env
         payload = json.dumps(what, sort_keys=True, default=repr)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -206,6 +209,14 @@ class StepCache:
         )
         if edited:
             changes.append("data changed: " + ", ".join(edited))
+        old_env = last.get("env") or {}
+        upgraded = sorted(
+            f"{k} {parts.env.get(k, 'missing')} (was {old_env.get(k, 'missing')})"
+            for k in set(old_env) | set(parts.env)
+            if old_env.get(k) != parts.env.get(k)
+        )
+        if upgraded:
+            changes.append("environment changed: " + ", ".join(upgraded))
         return "; ".join(changes) if changes else "nb2prod's version changed"
 
     def store(self, step: str, parts: KeyParts, run_id: str) -> None:
@@ -218,6 +229,7 @@ class StepCache:
             "params": parts.params,
             "inputs": parts.inputs,
             "data": parts.data,
+            "env": parts.env,
         }
         write_record(path, json.dumps(entry, default=repr))
 

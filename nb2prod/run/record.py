@@ -198,6 +198,9 @@ class RunData:
     warnings: list[str] = field(default_factory=list)
     # None when not tracked; {"state": pending -> logging -> done (with the result)} when tracked
     tracking: dict[str, Any] | None = None
+    # The Python version, the differences from the version's requirements.txt and its pins;
+    # None for a version exported before nb2prod recorded its environment.
+    environment: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -221,6 +224,7 @@ class RunData:
             "metrics": self.metrics,
             "error": self.error,
             "warnings": list(self.warnings),
+            "environment": self.environment,
             "tracking": dict(self.tracking) if self.tracking is not None else None,
         }
 

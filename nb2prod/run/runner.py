@@ -48,6 +48,7 @@ from ..run_folder import (
     write_record,
 )
 from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
+from .environment import EnvironmentCheck, check_environment
 from .fingerprints import data_inputs
 from .overrides import effective_params
 from .record import (
@@ -167,6 +168,7 @@ class _Run:
     home: Path  # holds runs/ and cache/ (run_folder.runs_home)
     cwd: Path
     tracker: TrackingWorker | None = None
+    env: EnvironmentCheck | None = None  # None for a version that recorded no environment
     sources: dict[str, StepSource] = field(default_factory=dict)  # the needed steps'
     kernels: dict[str, Any] = field(default_factory=dict)
     done: dict[str, threading.Event] = field(default_factory=dict)
@@ -193,6 +195,7 @@ def run_pipeline(
     handle_signals: bool = False,
     run_id: str | None = None,
     tracker: TrackingWorker | None = None,
+    strict_env: bool = False,
 ) -> RunResult:
     """Run ``pipeline``: a version already loaded (:func:`nb2prod.pipeline.load_pipeline`), or
     its path (``pipelines/<name>`` or ``.../vN``). See the module's docs.
@@ -200,7 +203,8 @@ def run_pipeline(
     ``run_id`` lets a caller that must answer before the run starts (the server) choose the id;
     it must look like one :func:`new_run_id` makes and not be taken yet. ``tracker``: a
     tracking worker the caller started earlier still (the CLI does, first thing), used when
-    ``track`` is set; it is stopped when the run cannot start.
+    ``track`` is set; it is stopped when the run cannot start. ``strict_env``: refuse to run
+    (exit 2) when the installed libraries differ from the version's requirements.txt.
     """
     if track and tracker is None:
         from ..tracking.worker import TrackingWorker
@@ -214,6 +218,7 @@ def run_pipeline(
         spec = pipeline if isinstance(pipeline, PipelineSpec) else load_pipeline(Path(pipeline))
         effective, overrides = effective_params(spec.defaults, files, assignments, params)
         selected = _selected_steps(spec, steps)
+        env = check_environment(spec, strict_env)
         home = runs_home()
         needed = spec.upstream(selected)
         cwd = _working_folder(spec)
@@ -222,6 +227,7 @@ def run_pipeline(
         data = _new_record(spec, run_id, effective, overrides, needed, tracked=tracker is not None)
         for name, found in reads.items():
             data.steps[name].data = {d.shown: d.sha256 for d in found}
+        data.environment = env.to_json() if env is not None else None
         run = _Run(
             spec=spec,
             run_dir=run_path.resolve(),
@@ -234,6 +240,7 @@ def run_pipeline(
             home=home,
             cwd=cwd,
             tracker=tracker,
+            env=env,
         )
         return _run(run, run_path, jobs or os.cpu_count() or 1, handle_signals)
     finally:
@@ -565,7 +572,8 @@ def _predict_cache_hits(run: _Run) -> set[str]:
 def _key_parts(run: _Run, step: StepSpec, inputs: dict[str, str]) -> KeyParts:
     """What the step's cache key is made of: its code, parameters, inputs and data files."""
     record = run.record.step(step.name)
-    return KeyParts(run.sources[step.name].code, record.params, inputs, dict(record.data))
+    env = run.env.step_versions(run.spec, step.name) if run.env is not None else {}
+    return KeyParts(run.sources[step.name].code, record.params, inputs, dict(record.data), env)
 
 
 def _step_thread(run: _Run, step: StepSpec, slots: threading.Semaphore) -> None:

@@ -42,6 +42,9 @@ def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) 
         lines.append(f"run failed: {record['error']}")
     for warning in record.get("warnings") or []:
         lines.append(f"warning: {warning}")
+    environment = record.get("environment") or {}
+    for difference in environment.get("differences") or []:
+        lines.append(f"environment: {difference} (requirements.txt of the version)")
     cached = [n for n, s in record["steps"].items() if s["state"] == "cached"]
     if cached:
         lines.append(f"reused from earlier runs: {', '.join(cached)}")

@@ -667,6 +667,15 @@ class _RunLogger:
         }
         self.run_name = f"{pipeline} v{version} {run_id}"
 
+    def _requirements(self) -> list[str]:
+        """The version's pinned requirements.txt, for the models it logs; MLflow's guess for a
+        version exported before nb2prod recorded them."""
+        environment = self.record.get("environment")
+        pins = environment.get("requirements") if isinstance(environment, dict) else None
+        if isinstance(pins, list) and pins:
+            return [str(p) for p in pins if not str(p).startswith("nb2prod==")]
+        return _sklearn_requirements()
+
     def _parent_tags(self) -> dict[str, Any]:
         record = self.record
         cached = [n for n, s in self.steps.items() if s.get("state") == "cached"]
@@ -680,6 +689,13 @@ class _RunLogger:
             "mlflow.source.name": record.get("notebook"),
             "mlflow.source.type": "NOTEBOOK",
         }
+        environment = record.get("environment")
+        if isinstance(environment, dict):
+            tags["nb2prod.python"] = environment.get("python")
+            differences = environment.get("differences") or []
+            tags["nb2prod.environment"] = (
+                "; ".join(map(str, differences)) if differences else "as exported"
+            )
         if record.get("git_commit"):
             tags["nb2prod.git_commit"] = record["git_commit"]
             tags["mlflow.source.git.commit"] = record["git_commit"]
@@ -905,7 +921,7 @@ class _RunLogger:
                     name=name,
                     model_id=logged.model_id,
                     run_id=run_id,
-                    pip_requirements=_sklearn_requirements(),
+                    pip_requirements=self._requirements(),
                     serialization_format="cloudpickle",
                 )
                 return str(info.model_uri)

@@ -364,8 +364,8 @@ def test_examples_run_equals_notebook(tmp_path: Path, example: Path) -> None:
 
 @pytest.mark.parametrize("example", ["breast_cancer", "wine_models"])
 def test_versions_exported_earlier_still_run(tmp_path: Path, example: str) -> None:
-    """tests/golden holds versions as earlier releases wrote them (tests/unit/test_golden.py keeps
-    today's export byte-identical to them): they run unchanged, with the notebook's metrics."""
+    """tests/released holds versions exactly as an earlier release wrote them: they run
+    unchanged, with the notebook's metrics."""
     import shutil
 
     from conftest import REPO
@@ -375,7 +375,7 @@ def test_versions_exported_earlier_still_run(tmp_path: Path, example: str) -> No
     assert expected, "the notebook logs no metric to compare"
     project = tmp_path / "project"
     shutil.copytree(REPO / "notebooks", project / "notebooks")
-    golden = Path(__file__).resolve().parents[1] / "golden" / example / "v1"
+    golden = Path(__file__).resolve().parents[1] / "released" / "0.1" / example / "v1"
     shutil.copytree(golden, project / "pipelines" / example / "v1")
     r = run_cli("run", f"pipelines/{example}", "--no-track", cwd=project, env={"CI": "true"})
     assert r.returncode == 0, r.stdout + r.stderr

@@ -34,6 +34,7 @@ def test_export_writes_the_documented_layout(tmp_path: Path) -> None:
         "pipeline.yaml",
         "config.yaml",
         "README.md",
+        "requirements.txt",
         "steps/preprocessing.py",
         "steps/training.py",
         "steps/evaluation.py",

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from nb2prod.export import environment
 from nb2prod.export.writer import export_notebook
+from nb2prod.version_folder import EnvironmentSpec
 
 from conftest import REPO, tree
 
@@ -24,6 +26,16 @@ def test_generated_files_match_golden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example: str
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01T00:00:00Z
+    capture = environment.capture
+
+    def fixed(step_modules: dict[str, str]) -> EnvironmentSpec:
+        """What the steps import, found as usual, at versions that do not depend on the machine
+        (the test compares bytes; the installed versions are each machine's own)."""
+        found = capture(step_modules)
+        pins = {name: "1.0" for name in found.pins}
+        return EnvironmentSpec("3.11.0", found.packages, pins)
+
+    monkeypatch.setattr(environment, "capture", fixed)
     project = tmp_path / "project"
     shutil.copytree(REPO / "notebooks", project / "notebooks")
     result = export_notebook(project / "notebooks" / f"{example}.ipynb", out=project / "pipelines")

@@ -16,7 +16,7 @@ from nb2prod.run.record import RunData, RunRecord, StepError, StepRecord
 RUN_KEYS = [
     "schema_version", "id", "pipeline", "version", "version_dir", "notebook", "notebook_sha256",
     "nb2prod_version", "git_commit", "status", "pid", "started_at", "finished_at", "duration",
-    "params", "overrides", "steps", "metrics", "error", "warnings", "tracking",
+    "params", "overrides", "steps", "metrics", "error", "warnings", "environment", "tracking",
 ]  # fmt: skip
 STEP_KEYS = [
     "role", "state", "depends_on", "params", "started_at", "duration", "cached_from", "notebook",

@@ -299,6 +299,8 @@ def run(
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         append_github_summary(result.record, Path(summary))
+    if result.exit_code != 130:
+        _auto_gc(spec.name)
     global _leave_at_once
     _leave_at_once = True
     sys.exit(result.exit_code)
@@ -323,11 +325,16 @@ def _seconds_since_start(fallback: float) -> float:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_friendly
 def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
-    """List recent runs (of PIPELINE, if given): status, duration, version, key metrics."""
-    from .run_index import list_runs, runs_home
+    """List recent runs (of PIPELINE, if given): status, duration, size, version, key
+    metrics."""
+    from .run.retention import human_size
+    from .run_index import list_runs, run_size, runs_home
 
     # The REST API's reader too: a run whose process was killed shows as interrupted.
-    rows = list_runs(runs_home(), pipeline, limit)
+    home = runs_home()
+    rows = list_runs(home, pipeline, limit)
+    for r in rows:
+        r["size_bytes"] = run_size(home, r["id"])
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -342,9 +349,105 @@ def runs(pipeline: str | None, limit: int, as_json: bool) -> None:
         duration = r.get("duration")
         shown = "" if not isinstance(duration, (int, float)) else f"{duration:6.1f}s"
         version = f"v{r.get('version')}"
+        size = human_size(r["size_bytes"])
         click.echo(
-            f"{r['id']}  {r.get('pipeline')} {version:<4} {r['status']:<11} {shown:>7}  {metrics}"
+            f"{r['id']}  {r.get('pipeline')} {version:<4} {r['status']:<11} {shown:>7} "
+            f"{size:>9}  {metrics}"
         )
+
+
+@main.command()
+@click.argument("pipeline", required=False)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="Keep the newest N runs of each pipeline.",
+)
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove only runs that started more than DAYS days ago (and are not in the newest N).",
+)
+@click.option(
+    "--include-cached",
+    is_flag=True,
+    help="Also remove runs holding the only copy of a cached result, and forget those results.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@_friendly
+def gc(
+    pipeline: str | None, keep: int, older_than: float | None, include_cached: bool, dry_run: bool
+) -> None:
+    """Remove old run folders (of PIPELINE, if given): all but the newest N of each pipeline.
+
+    Never removes a run that is still running, nor the only copy of a result the cache still
+    reuses (unless --include-cached). Prints what goes and the space freed. With
+    NB2PROD_KEEP_RUNS=N, `nb2prod run` applies --keep N to its pipeline after each run.
+    """
+    from .run import retention
+    from .run_index import runs_home
+
+    home = runs_home()
+    plan = retention.plan(
+        home, pipeline, keep=keep, older_than_days=older_than, include_cached=include_cached
+    )
+    if not plan.known:
+        _no_such_pipeline(pipeline or "", plan.pipeline or "", home, plan.pipelines)
+    result = None if dry_run else retention.apply(plan)
+    for line in retention.report(plan, result):
+        click.echo(line)
+    if result is not None and result.errors:
+        sys.exit(1)
+
+
+def _no_such_pipeline(given: str, name: str, home: Path, known: list[str]) -> None:
+    """Unless PIPELINE names a pipeline folder (with no runs yet), stop with exit code 2."""
+    from .errors import Nb2prodError
+    from .run_folder import runs_dir
+    from .version_folder import PIPELINES
+
+    if name not in ("", ".", "..") and (Path(given).is_dir() or (PIPELINES / name).is_dir()):
+        return
+    fix = (
+        f"name one of {', '.join(known)} (see nb2prod runs)"
+        if known
+        else "run nb2prod gc in the folder the runs were started in, or set NB2PROD_HOME"
+    )
+    raise Nb2prodError(
+        f"no pipeline `{name}`: it has no runs in {runs_dir(home)} and no folder "
+        f"{PIPELINES / name}. Fix: {fix}."
+    )
+
+
+def _auto_gc(pipeline: str) -> None:
+    """``NB2PROD_KEEP_RUNS=N``: ``nb2prod gc PIPELINE --keep N`` after a run; never fails it."""
+    from .run.retention import KEEP_ENV
+
+    value = os.environ.get(KEEP_ENV, "").strip()
+    if not value:
+        return
+    if not value.isdigit():
+        click.echo(
+            f"warning: {KEEP_ENV}={value!r} is not a number of runs to keep; no old runs were "
+            "removed. Fix: set it to a whole number such as 20, or unset it.",
+            err=True,
+        )
+        return
+    try:
+        from .run import retention
+        from .run_index import runs_home
+
+        plan = retention.plan(runs_home(), pipeline, keep=int(value))
+        if plan.remove:
+            result = retention.apply(plan)
+            for line in retention.report(plan, result):
+                click.echo(f"{KEEP_ENV}: {line}", err=True)
+    except Exception as exc:  # noqa: BLE001 - retention must never fail the run it follows
+        click.echo(f"warning: removing old runs ({KEEP_ENV}={value}) failed: {exc}", err=True)
 
 
 @main.command()

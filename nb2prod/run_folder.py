@@ -177,6 +177,11 @@ def cache_entry(cache: Path, step: str, key: str) -> Path:
     return cache_step_dir(cache, step) / f"{key}.json"
 
 
+def cache_entries(cache: Path) -> list[Path]:
+    """Every index entry in the pipeline's cache folder ``cache``, sorted (none if it is gone)."""
+    return sorted(cache.glob("*/*.json"))
+
+
 # --- the server's jobs ----------------------------------------------------------------------
 def fingerprints_path(home: Path) -> Path:
     """Remembered SHA-256 of the data files steps read, so unchanged files are not re-read."""
@@ -191,6 +196,14 @@ def jobs_dir(home: Path) -> Path:
 def job_path(home: Path, run_id: str, suffix: str = ".json") -> Path:
     """``<home>/jobs/<run-id>.json`` (the request), ``.log`` (its output), ``.error``."""
     return jobs_dir(home) / f"{run_id}{suffix}"
+
+
+JOB_SUFFIXES = (".json", ".log", ".error")
+
+
+def job_files(home: Path, run_id: str) -> list[Path]:
+    """Every file the server may keep about run ``run_id`` in ``<home>/jobs``."""
+    return [job_path(home, run_id, suffix) for suffix in JOB_SUFFIXES]
 
 
 # --- the one writer -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,9 @@ __all__ = [  # runs_home and the names from run_folder are re-exported for older
     "process_alive",
     "read_json",
     "read_run",
+    "run_size",
     "runs_home",
+    "started_epoch",
 ]
 
 ACTIVE = ("queued", "running")
@@ -73,6 +76,39 @@ def _epoch(stamp: object) -> float | None:
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     return None
+
+
+def started_epoch(record: dict[str, Any]) -> float | None:
+    """When a run started (epoch seconds), from its record's ``started_at``; None if unknown."""
+    return _epoch(record.get("started_at"))
+
+
+def _tree_size(folder: str) -> int:
+    total = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # gone meanwhile, or not a folder
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += _tree_size(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def run_size(home: Path, run_id: str) -> int:
+    """Bytes of the files in run ``run_id``'s folder (stat only, links not followed).
+
+    Files a cached run shares with another by hard links count in both: removing one of the
+    two frees less (``nb2prod gc --dry-run`` tells how much).
+    """
+    if not RUN_ID_RE.fullmatch(run_id):
+        return 0
+    return _tree_size(os.fspath(run_dir(home, run_id)))
 
 
 def process_alive(pid: object, since: float | None = None) -> bool:

@@ -32,7 +32,8 @@ Conventions (also in docs/testing.md):
   too), run ids, MLflow ids and hashes (numbered in order of appearance on the page, so "reused
   from" must still name the right run), timestamps, durations (``8.9s``, ``6.5 s``,
   ``time="0.535"`` in JUnit, ``"duration"`` in JSON, with the padding before them), process ids
-  (``"pid"`` in JSON), the order of the progress lines
+  (``"pid"`` in JSON), the sizes of run folders (``12.3 MB``, ``(12345 bytes)``,
+  ``"size_bytes"`` in JSON), the order of the progress lines
   of steps that run side by side (each step's own lines keep their order), trailing spaces and
   trailing blank lines. A run id in a command is replaced by the real id it stands for.
 - ``--update`` rewrites the outputs of each page on which one drifted (and ``[exit N]`` where
@@ -86,8 +87,11 @@ TIMESTAMP = re.compile(
 # with the padding before it, and as JUnit reports carry it (``time="0.535"``).
 DURATION = re.compile(r" *(?<![\w.])(?:\d+(?:\.\d+)?(?:ms|s)|\d+\.\d+ s)(?![\w])")
 XML_TIME = re.compile(r'\btime="\d+(?:\.\d+)?"')
-# Durations and process ids in JSON records (run.json).
-JSON_NUMBER = re.compile(r'"(duration|pid)": \d+(?:\.\d+)?')
+# Durations, process ids and run folder sizes in JSON records (run.json, `nb2prod runs --json`).
+JSON_NUMBER = re.compile(r'"(duration|pid|size_bytes)": \d+(?:\.\d+)?')
+# Sizes of run folders (`nb2prod runs`, `nb2prod gc`), with the padding before them: a run
+# folder holds timings and timestamps, so its size differs by a few bytes from run to run.
+SIZE = re.compile(r" *(?<![\w.])\d+(?:\.\d)? (?:B|kB|MB|GB|TB)\b|\b\d+ bytes\b")
 # A step's progress line, ``[   1.5s] ✓ training  succeeded...`` (``[ <t>]`` once normalised).
 PROGRESS = re.compile(r"^\s*\[(?: <t>|\s*\d+(?:\.\d+)?s)\] \S (\w+) ")
 
@@ -265,6 +269,7 @@ def normalise(lines: Iterable[str], numbering: Numbering) -> list[str]:
             line = pattern.sub(lambda m, k=kind: numbering.label(k, m.group()), line)  # type: ignore[misc]
         line = XML_TIME.sub('time="<t>"', line)
         line = JSON_NUMBER.sub(r'"\1": <n>', line)
+        line = SIZE.sub(" <size>", line)
         out.append(DURATION.sub(" <t>", line).rstrip())
     while out and not out[-1]:
         out.pop()

@@ -11,6 +11,7 @@ Every path of the run folder is made here, so its layout is written down once::
             steps/<step>/
                 notebook.ipynb              the executed notebook
                 outputs/<name>.<ext>        one file per value the step saved
+                digests/<name>.<ext>.sha256 an output's SHA-256, computed while writing it
                 metrics.json                the metrics the step logged
                 models/<name>.pkl           fitted models, for tracking
         cache/<pipeline>/<step>/<key>.json  the cache index: which run computed a step's key
@@ -27,6 +28,7 @@ listing of ``nb2prod runs`` and the REST API) is :mod:`nb2prod.run_index`, built
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 from collections.abc import Callable
@@ -46,6 +48,7 @@ STEPS = "steps"
 OUTPUTS = "outputs"
 METRICS = "metrics.json"
 MODELS = "models"
+DIGESTS = "digests"
 NOTEBOOK = "notebook.ipynb"
 MODEL_EXT = ".pkl"
 
@@ -159,6 +162,52 @@ def models_dir(run: PathLike, step: str) -> Path:
 def notebook_path(run: PathLike, step: str) -> Path:
     """Return ``<run_dir>/steps/<step>/notebook.ipynb``, the step's executed notebook."""
     return step_dir(run, step) / NOTEBOOK
+
+
+# --- an output's digest, computed while it was written ----------------------------------------
+def digest_path(output: Path) -> Path:
+    """``steps/<step>/digests/<name>.<ext>.sha256`` for ``steps/<step>/outputs/<name>.<ext>``:
+    the SHA-256 the runtime computed while writing that output. Kept out of ``outputs/``, which
+    holds exactly one file per saved value."""
+    return output.parent.parent / DIGESTS / f"{output.name}.sha256"
+
+
+def _identity(output: Path) -> list[int]:
+    stat = os.stat(output)
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def write_digest(output: Path, sha256: str) -> None:
+    """Record ``sha256`` as the digest of ``output`` as it is now (size, mtime, inode).
+
+    Best effort: without the record, :func:`read_digest` finds nothing and the runner hashes
+    the file itself, so a failure here costs time, never correctness.
+    """
+    target = digest_path(output)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        data = json.dumps({"sha256": sha256, "file": _identity(output)})
+        write_bytes_atomic(target, data.encode("ascii"), durable=False)
+    except OSError:
+        try:
+            target.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def read_digest(output: Path) -> str | None:
+    """The SHA-256 recorded for ``output`` by :func:`write_digest`, if the file is still the
+    very one it was computed for (same size, modification time and inode); else None."""
+    try:
+        data = json.loads(digest_path(output).read_bytes())
+        sha = data["sha256"]
+        if data["file"] != _identity(output):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(sha, str) or len(sha) != 64:
+        return None
+    return sha
 
 
 # --- the cache index ------------------------------------------------------------------------

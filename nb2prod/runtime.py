@@ -17,29 +17,37 @@ A generated step calls :func:`start_step` first, then :func:`param` for each
 parameter, :func:`load` for each input, runs the notebook cells, and finally calls
 :func:`log_metrics` and :func:`save`.
 
-The format of an output file is chosen from the value's type, preferring formats
-that other tools can open and that round-trip exactly:
+The format of an output file is chosen from the value's type. Every format
+round-trips exactly ("equal or refused"), and the large values pipelines hand on
+(DataFrames, arrays) move at close to disk speed:
 
 ==================  ===========  ==================================================
 extension           reader       used for
 ==================  ===========  ==================================================
-``.parquet``        pandas       a ``pandas.DataFrame`` with unique ``str`` column
-                                 names, when pyarrow is installed and the file
-                                 reads back identical (dtypes, index, values)
-``.npy``            numpy        a ``numpy.ndarray`` whose dtype holds no objects
+``.npy``            numpy        a ``numpy.ndarray`` whose dtype holds no objects;
+                                 files of 1 MiB or more load memory-mapped,
+                                 copy-on-write, as a plain ndarray
 ``.json``           json         "pure JSON" values: exactly str, int, float, bool,
                                  None, and lists / str-keyed dicts of those
-``.pkl``            pickle       everything else (pickle protocol 5)
+``.pkl``            pickle       everything else (pickle protocol 5), DataFrames
+                                 and Series included
 ``.cpkl``           pickle       values plain pickle rejects (lambdas, local
                                  functions, ...), written with cloudpickle
+``.parquet``        pandas       never written any more; read, because earlier
+                                 releases wrote DataFrames this way and old run
+                                 folders and caches still hold such files
 ==================  ===========  ==================================================
+
+Each output is hashed (SHA-256) while it is written, and the digest is left
+beside it (``digests/<name>.<ext>.sha256``, see ``run_folder.write_digest``), so
+the runner records it without reading the file again.
 
 Every write is atomic (temporary file in the same folder, fsync, ``os.replace``),
 so a crashed step never leaves a half-written output that a later step could load.
 
 Importing this module must stay cheap because it is the first line of every step
 and of many notebooks: only the standard library is imported at import time;
-numpy, pandas, pyarrow, PyYAML and cloudpickle are imported inside the functions
+numpy, pandas, hashlib, PyYAML and cloudpickle are imported inside the functions
 that need them, and only when the value at hand can involve them.
 """
 
@@ -66,12 +74,14 @@ from .run_folder import (
     STEPS,
     NoSpaceError,
     RuntimeStepError,
+    digest_path,
     metrics_path,
     models_dir,
     outputs_dir,
     step_dir,
     write_atomic,
     write_bytes_atomic,
+    write_digest,
 )
 from .run_folder import check_name as _check_name
 
@@ -127,6 +137,10 @@ OUTPUT_EXTENSIONS: tuple[str, ...] = (
 )
 
 PICKLE_PROTOCOL = 5
+
+#: ``.npy`` files at least this large are loaded memory-mapped (copy-on-write); smaller ones
+#: are read into memory, where a mapping would save nothing.
+MMAP_MIN_BYTES = 1 << 20
 
 
 # --------------------------------------------------------------------------- errors
@@ -360,106 +374,68 @@ def _json_bytes(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=True, allow_nan=True).encode("ascii")
 
 
-def _parquet_candidate(value: Any) -> bool:
-    """Cheap pre-check: could ``value`` be a DataFrame that Parquet stores faithfully?
+def _sha256_of(path: Path) -> str:
+    import hashlib
 
-    pandas is only looked up in ``sys.modules``: if no code imported it, the value
-    cannot be a DataFrame, and importing pandas here would cost a second or more.
+    sha = hashlib.sha256()
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            sha.update(view[:count])
+    return sha.hexdigest()
+
+
+def _write_hashed(target: Path, fill: Callable[[Any], object]) -> None:
+    """Write ``target`` atomically through ``fill`` (given a binary file) and record its
+    SHA-256 beside it, so that the runner does not read and hash the file again.
+
+    The digest is computed while the file goes to disk: a thread flushes it (``fsync``,
+    which waits for the disk and releases the interpreter lock) while this one hashes the
+    freshly written bytes from the page cache. On a disk slower than SHA-256 (most), hashing
+    then adds no time of its own. The digest (``run_folder.write_digest``) is tied to the
+    file's size, modification time and inode, and ignored if any of them changed.
     """
-    pd = sys.modules.get("pandas")
-    if pd is None or type(value) is not getattr(pd, "DataFrame", None):
-        return False
-    columns = value.columns
-    if isinstance(columns, pd.MultiIndex) or not columns.is_unique:
-        return False
-    if not all(type(column) is str for column in columns):
-        return False
-    infer_dtype = pd.api.types.infer_dtype
-    is_object_dtype = pd.api.types.is_object_dtype
-    for position, dtype in enumerate(value.dtypes):
-        # Object columns survive Parquet only if they hold nothing but str: lists
-        # come back as arrays, NaN as None, mixed types fail to convert.
-        if is_object_dtype(dtype) and infer_dtype(value.iloc[:, position], skipna=False) not in (
-            "string",
-            "empty",
-        ):
-            return False
-    return True
+    import threading
 
-
-def _same_index(saved: Any, loaded: Any) -> bool:
-    if type(saved) is not type(loaded) or saved.names != loaded.names:
-        return False
-    if saved.dtype != loaded.dtype or not saved.equals(loaded):
-        return False
-    if getattr(saved, "freq", None) != getattr(loaded, "freq", None):
-        return False
-    if hasattr(saved, "levels"):  # MultiIndex: the levels' dtypes matter too
-        return [level.dtype for level in saved.levels] == [level.dtype for level in loaded.levels]
-    return True
-
-
-def _same_frame(saved: Any, loaded: Any) -> bool:
-    """True if ``loaded`` is indistinguishable from ``saved`` for pipeline code.
-
-    ``DataFrame.equals`` alone is not enough: it ignores index dtypes and
-    names, index frequency, and the order of unordered categories.
-    """
-    if type(loaded) is not type(saved) or saved.shape != loaded.shape:
-        return False
-    if not (_same_index(saved.index, loaded.index) and _same_index(saved.columns, loaded.columns)):
-        return False
-    if list(saved.dtypes) != list(loaded.dtypes):
-        return False
-    for saved_dtype, loaded_dtype in zip(saved.dtypes, loaded.dtypes, strict=True):
-        saved_categories = getattr(saved_dtype, "categories", None)
-        if saved_categories is not None and not _same_index(
-            saved_categories, loaded_dtype.categories
-        ):
-            return False
-    return bool(saved.equals(loaded)) and saved.attrs == loaded.attrs
-
-
-def _try_parquet(target: Path, value: Any) -> str | None:
-    """Write ``value`` as Parquet if it reads back identical; else return why not.
-
-    The read-back check costs one extra read, but it is what makes Parquet safe
-    to prefer: pyarrow accepts many frames it does not restore exactly (second
-    resolution datetimes, non-string categories, object-dtype indexes...). Those
-    go to pickle instead, which is always exact.
-    """
-    try:
-        import pandas as pd
-        import pyarrow  # noqa: F401  (only to know whether Parquet is available)
-    except ImportError as exc:
-        return f"Parquet needs pyarrow ({exc})"
+    digest = ""
 
     def write(tmp: Path) -> None:
-        # Paths, not file objects: pyarrow reading from Python file objects can
-        # abort the interpreter at exit with some pyarrow builds.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lossy-conversion warnings: checked below
-            value.to_parquet(str(tmp), engine="pyarrow")
-        loaded = pd.read_parquet(str(tmp), engine="pyarrow")
-        if not _same_frame(value, loaded):
-            raise ValueError("the Parquet file does not read back identical")
+        nonlocal digest
+        with open(tmp, "wb") as handle:
+            fill(handle)
+        failure: list[OSError] = []
 
-    try:
-        write_atomic(target, write)
-    except Exception as exc:
-        return f"Parquet: {type(exc).__name__}: {exc}"
-    return None
+        def flush() -> None:
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:  # e.g. ENOSPC from delayed allocation: raised below
+                failure.append(exc)
+
+        flusher = threading.Thread(target=flush, name="nb2prod-fsync", daemon=True)
+        flusher.start()
+        try:
+            digest = _sha256_of(tmp)
+        finally:
+            flusher.join()
+        if failure:
+            # Raised here, not left to write_atomic's own fsync: Linux reports a write-back
+            # error to one fsync only.
+            raise failure[0]
+
+    write_atomic(target, write)
+    write_digest(target, digest)
 
 
 def _save_npy(target: Path, value: Any) -> None:
     import numpy as np
 
-    def write(tmp: Path) -> None:
-        # A file object, because numpy.save appends ".npy" to a path without it.
-        with open(tmp, "wb") as handle:
-            np.save(handle, value, allow_pickle=False)
-
-    write_atomic(target, write)
+    # A file object, because numpy.save appends ".npy" to a path without it.
+    _write_hashed(target, lambda handle: np.save(handle, value, allow_pickle=False))
 
 
 def _is_plain_ndarray(value: Any) -> bool:
@@ -469,7 +445,11 @@ def _is_plain_ndarray(value: Any) -> bool:
     )
 
 
-def _pickle_to(target: Path, value: Any, dump: Callable[..., None]) -> None:
+def _pickle_to(target: Path, value: Any, dump: Callable[..., None], *, digest: bool = True) -> None:
+    if digest:
+        _write_hashed(target, lambda handle: dump(value, handle, protocol=PICKLE_PROTOCOL))
+        return
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             dump(value, handle, protocol=PICKLE_PROTOCOL)
@@ -502,13 +482,9 @@ def _save_any(folder: Path, name: str, value: Any) -> Path:
     """Write ``value`` in the first format that fits; raise if none does."""
     reasons: list[str] = []
 
-    if _parquet_candidate(value):
-        target = folder / f"{name}{PARQUET_EXT}"
-        reason = _try_parquet(target, value)
-        if reason is None:
-            return target
-        reasons.append(reason)
-
+    # DataFrames (and Series) go to pickle protocol 5 below: exact by construction, and as
+    # fast as uncompressed Arrow IPC and several times faster than Parquet written and read
+    # back (docs/benchmarks.md, "hand-off"), so no format check and no read-back is needed.
     if _is_plain_ndarray(value):
         target = folder / f"{name}{NPY_EXT}"
         try:
@@ -526,7 +502,7 @@ def _save_any(folder: Path, name: str, value: Any) -> Path:
         except ValueError as exc:  # e.g. an int beyond Python's int/str digit limit
             reasons.append(f"JSON: {exc}")
         else:
-            write_bytes_atomic(target, data)
+            _write_hashed(target, lambda handle: handle.write(data))
             return target
 
     # Plain pickle first: it refers to classes by name, so objects of a class
@@ -593,6 +569,7 @@ def save(name: str, value: Any) -> Path:
         stale = folder / f"{name}{ext}"
         if stale != path:
             stale.unlink(missing_ok=True)
+            digest_path(stale).unlink(missing_ok=True)
     return path
 
 
@@ -615,7 +592,15 @@ def _read_output(path: Path) -> Any:
     if ext == NPY_EXT:
         import numpy as np
 
-        return np.load(path, allow_pickle=False)
+        if path.stat().st_size < MMAP_MIN_BYTES:
+            return np.load(path, allow_pickle=False)
+        # Memory-mapped copy-on-write: loading costs nothing until the data is touched, the
+        # step may change the array as it could in the notebook, and its changes stay in its
+        # own memory (the file is never written). Returned as a plain ndarray view, so the
+        # step sees the type it would see in the notebook (not numpy.memmap: its repr,
+        # isinstance checks and pickles differ).
+        mapped = np.load(path, mmap_mode="c", allow_pickle=False)
+        return mapped.view(np.ndarray) if isinstance(mapped, np.memmap) else mapped
     if ext == JSON_EXT:
         return json.loads(path.read_bytes())
     # .pkl and .cpkl: cloudpickle output is ordinary pickle data that refers to
@@ -838,7 +823,7 @@ def save_models(namespace: Mapping[str, Any], names: Iterable[str]) -> None:
         if _link_output(ctx, name, target):
             continue
         try:
-            _pickle_to(target, value, pickle.dump)
+            _pickle_to(target, value, pickle.dump, digest=False)
         except Exception as exc:  # noqa: BLE001 - a model we cannot keep is reported, not fatal
             print(
                 f"nb2prod: model {name!r} could not be saved for tracking: {exc}", file=sys.stderr

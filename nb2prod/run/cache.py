@@ -25,6 +25,7 @@ from ..run_folder import (
     cache_dir,
     cache_entry,
     cache_step_dir,
+    read_digest,
     record_path,
     run_dir,
     write_record,
@@ -69,12 +70,18 @@ def file_sha256(path: Path) -> str:
 
 
 def output_hashes(run_dir: Path, step: str, names: tuple[str, ...]) -> dict[str, str]:
-    """SHA-256 of each named output a step wrote (names it did not write are left out)."""
+    """SHA-256 of each named output a step wrote (names it did not write are left out).
+
+    The runtime hashes each output as it writes it and leaves the digest beside the file
+    (``run_folder.write_digest``); it is taken when the file is still the one it was computed
+    for, so each file is hashed once. Otherwise (older runtimes, a file changed since) the file
+    is hashed here. Reusing a cached result always re-hashes (:meth:`StepCache.lookup`).
+    """
     hashes = {}
     for name in names:
         path = output_path(run_dir, step, name)
         if path is not None:
-            hashes[name] = file_sha256(path)
+            hashes[name] = read_digest(path) or file_sha256(path)
     return hashes
 
 

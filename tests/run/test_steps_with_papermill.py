@@ -150,7 +150,7 @@ def test_step_runs_with_the_papermill_and_jupytext_clis(tmp_path: Path) -> None:
             check=True,
             capture_output=True,
         )
-    assert (run / "steps" / "preprocessing" / "outputs" / "frame.parquet").is_file()
+    assert (run / "steps" / "preprocessing" / "outputs" / "frame.pkl").is_file()
     assert read_metrics(run, "training") == {"total": 30}
 
 

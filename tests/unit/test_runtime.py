@@ -115,7 +115,7 @@ def test_names_that_would_escape_the_folder_are_rejected(run_dir: Path, name: st
 # ---------------------------------------------------------------------- formats
 
 
-def test_dataframe_with_index_name_and_categorical_is_parquet(run_dir: Path) -> None:
+def test_dataframe_with_index_name_and_categorical_is_pickle(run_dir: Path) -> None:
     df = pd.DataFrame(
         {
             "age": [31, 45, 27],
@@ -127,7 +127,7 @@ def test_dataframe_with_index_name_and_categorical_is_parquet(run_dir: Path) -> 
         index=pd.Index([10, 20, 30], name="customer_id"),
     )
     path, loaded = roundtrip("X_train", df)
-    assert path == run_dir / "steps" / "prep" / "outputs" / "X_train.parquet"
+    assert path == run_dir / "steps" / "prep" / "outputs" / "X_train.pkl"
     assert loaded.equals(df)
     assert list(loaded.dtypes) == list(df.dtypes)
     assert loaded.index.name == "customer_id"
@@ -157,7 +157,7 @@ def test_dataframe_with_int_column_names_is_pickle(run_dir: Path) -> None:
     ],
     ids=["mixed", "nan-in-object", "lists", "seconds", "freq", "int-categories", "complex", "dup"],
 )
-def test_dataframes_parquet_would_alter_are_pickled(run_dir: Path, df: pd.DataFrame) -> None:
+def test_dataframes_parquet_would_have_altered_are_exact(run_dir: Path, df: pd.DataFrame) -> None:
     path, loaded = roundtrip("df", df)
     assert path.suffix == ".pkl"
     assert loaded.equals(df)
@@ -327,7 +327,7 @@ def test_failed_save_keeps_the_previous_value(run_dir: Path) -> None:
 def test_overwriting_with_another_type_leaves_one_file(run_dir: Path) -> None:
     df = pd.DataFrame({"a": [1.0, 2.0]})
     values: list[tuple[Any, str]] = [
-        (df, "x.parquet"),
+        (df, "x.pkl"),
         ({"a": 1}, "x.json"),
         (np.zeros(3), "x.npy"),
         ((1, 2), "x.pkl"),

@@ -24,7 +24,7 @@ REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "hdfs://", "h
 READERS = {"numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "joblib.load"}
 PATH_KEYWORDS = ("filepath_or_buffer", "path", "path_or_buf", "io", "fname", "file", "filename")
 # Method names that write their path argument: to_csv, save, savetxt, dump, write_text...
-WRITER_PREFIXES = ("to_", "save", "dump", "write")
+WRITER_PREFIXES = ("to_", "save", "dump", "write", "makedirs", "mkdir")
 # Conventional aliases, for cells that use a module imported elsewhere or by a notebook magic.
 DEFAULT_ALIASES = {"pd": "pandas", "np": "numpy", "Path": "pathlib.Path"}
 
@@ -188,19 +188,20 @@ def _calls(
                 if isinstance(value, str) and value:
                     reads.append((value, target.id))
             continue
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else None
-        opened_for_writing = _dotted(node.func, aliases) in ("open", "io.open") and not (
-            _reads_mode(node, 1)
-        )
-        if opened_for_writing or (name and name.startswith(WRITER_PREFIXES)):
-            args = [*node.args, *(k.value for k in node.keywords)]
+        func = _dotted(node.func, aliases) or ""
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else func.rpartition(".")[2]
+        opened_for_writing = func in ("open", "io.open") and not _reads_mode(node, 1)
+        if opened_for_writing or name.startswith(WRITER_PREFIXES):
+            args: list[ast.expr] = [*node.args, *(k.value for k in node.keywords)]
             if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Call):
                 args += node.func.value.args  # Path("out.csv").write_text(...)
-            for arg in args:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    writes.add(arg.value)
-                elif isinstance(arg, ast.Name) and arg.id in parameters:
-                    value = parameters[arg.id].value
+            # Anywhere in the target: `to_csv(os.path.join(out_dir, "x.csv"))` writes into
+            # out_dir, so a folder parameter the pipeline writes to is not one of its inputs.
+            for part in (sub for arg in args for sub in ast.walk(arg)):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    writes.add(part.value)
+                elif isinstance(part, ast.Name) and part.id in parameters:
+                    value = parameters[part.id].value
                     if isinstance(value, str):
-                        writes.add(value)  # a path parameter the pipeline writes to
+                        writes.add(value)
     return reads, writes

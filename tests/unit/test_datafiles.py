@@ -65,6 +65,24 @@ def test_path_parameters_name_existing_files_and_folders(tmp_path: Path) -> None
     assert sorted(found) == [("data/img", "images"), ("data/train.csv", "train")]
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os\nos.makedirs(out_dir, exist_ok=True)",
+        "import os\npd.DataFrame().to_csv(os.path.join(out_dir, 'x.csv'))",
+        "from pathlib import Path\nPath(out_dir).mkdir(exist_ok=True)",
+        "open(f'{out_dir}/log.txt', 'w').write('x')",
+    ],
+)
+def test_a_folder_parameter_the_pipeline_writes_into_is_not_an_input(
+    tmp_path: Path, code: str
+) -> None:
+    """A run from a fresh checkout, without the folder, must not be refused for it."""
+    (tmp_path / "results").mkdir()
+    _, found = reads(tmp_path, code, "out_dir = 'results'")
+    assert found == []
+
+
 def test_remote_sources_are_recorded_and_warned_about(tmp_path: Path) -> None:
     plan, found = reads(tmp_path, "x = pd.read_csv('s3://bucket/train.csv')")
     assert found == [("s3://bucket/train.csv", None)]

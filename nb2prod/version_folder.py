@@ -254,6 +254,11 @@ def _shell_word(text: str) -> str:
 
 
 # --- the manifest, typed -------------------------------------------------------------------------
+# Data sources nb2prod records by URL and never hashes (plan.datafiles finds them, the runner
+# keys the cache on the URL alone).
+REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "hdfs://", "http://", "https://")
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """A file or folder a step reads (``steps[].data``): relative to the notebook's folder

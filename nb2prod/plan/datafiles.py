@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..version_folder import REMOTE_PREFIXES
 from .model import CellPlan, StepPlan
 from .params import Parameter
 from .problems import ProblemLog
 
-REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "hdfs://", "http://", "https://")
 # Calls whose first argument (or the keyword) names a file they read, by their module's name.
 READERS = {"numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "joblib.load"}
 PATH_KEYWORDS = ("filepath_or_buffer", "path", "path_or_buf", "io", "fname", "file", "filename")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ from typing import Any
 from ..errors import Nb2prodError
 from ..pipeline import PipelineSpec
 from ..run_folder import fingerprints_path, write_record
-from ..version_folder import DataSpec
+from ..version_folder import REMOTE_PREFIXES, DataSpec
+from .cache import file_sha256
 
-REMOTE_PREFIXES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "hdfs://", "http://", "https://")
+RACY_NS = 2_000_000_000  # a hash taken within 2 s of the file's mtime is not trusted later
 REMOTE = "remote"  # the fingerprint recorded for a remote source: its URL alone keys the cache
 
 
@@ -57,15 +59,20 @@ class FingerprintMemo:
         key = str(path)
         with self.lock:
             known = self.entries.get(key)
-            if isinstance(known, dict) and known.get("stamp") == stamp and known.get("sha256"):
+            if (
+                isinstance(known, dict)
+                and known.get("stamp") == stamp
+                and known.get("sha256")
+                # A file changed again in the same clock tick as its hashing keeps its size
+                # and mtime: trust only hashes taken well after the last change (as git does).
+                and isinstance(known.get("at"), int)
+                and known["at"] - st.st_mtime_ns > RACY_NS
+            ):
                 return str(known["sha256"])
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        digest = h.hexdigest()
+        at = time.time_ns()
+        digest = file_sha256(path)
         with self.lock:
-            self.entries[key] = {"stamp": stamp, "sha256": digest}
+            self.entries[key] = {"stamp": stamp, "sha256": digest, "at": at}
             self.changed = True
         return digest
 

@@ -485,6 +485,183 @@ def diff(pipeline: Path, version_a: str, version_b: str) -> None:
     click.echo(diff_versions(resolve_pipeline(pipeline, usage), version_a, version_b), nl=False)
 
 
+# --- beyond one machine: engines run `step` and `track`; `compile` and `sweep` feed them --------
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.argument("step_name", metavar="STEP")
+@click.option(
+    "--run-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The run folder: upstream steps' folders are read from it, this step's written to it.",
+)
+@click.option(
+    "-p",
+    "--param",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter; the value is read as YAML (3, 0.5, true, [1, 2]).",
+)
+@click.option(
+    "-f",
+    "--params-file",
+    "files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of parameter values layered over config.yaml (repeatable).",
+)
+@click.option(
+    "--step-timeout",
+    type=float,
+    metavar="SECONDS",
+    callback=lambda ctx, param, value: _positive_seconds(value),
+    help="Stop the step if it runs longer (a positive number of seconds).",
+)
+@_friendly
+def step(
+    pipeline: Path,
+    step_name: str,
+    run_dir: Path,
+    assignments: tuple[str, ...],
+    files: tuple[Path, ...],
+    step_timeout: float | None,
+) -> None:
+    """Run one STEP of PIPELINE (pipelines/<name>[/vN]) in a fresh kernel, in RUN_DIR.
+
+    Upstream steps' results are read from RUN_DIR/steps/<step>/ (where earlier `nb2prod step`
+    calls left them); this step's folder and record (steps/<STEP>/step.json) are written
+    there. It is what every engine task runs (`nb2prod compile`); `nb2prod track RUN_DIR`
+    logs the assembled run to MLflow. Not cached: engines cache.
+
+    \b
+    Exit codes: 0 success, 1 the step failed, 2 bad input (such as a missing upstream step).
+    """
+    from .pipeline import load_pipeline
+    from .run.single import run_single_step
+
+    spec = load_pipeline(pipeline)
+    result = run_single_step(
+        spec, step_name, run_dir, files=files, assignments=assignments, step_timeout=step_timeout
+    )
+    click.echo(result.text(), err=result.exit_code != 0)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@_friendly
+def track(run_dir: Path) -> None:
+    """Log RUN_DIR, a run folder assembled by `nb2prod step` calls, to MLflow.
+
+    Logged as `nb2prod run` logs its own runs (a parent run, one nested run per step, metrics,
+    models, executed notebooks), to MLFLOW_TRACKING_URI, else ./mlflow.db. RUN_DIR/run.json is
+    written from the steps' records first.
+
+    \b
+    Exit codes: 0 logged, 2 bad input, 3 MLflow could not be reached or refused the run.
+    """
+    from .run.assemble import track_run_folder
+
+    result = track_run_folder(run_dir)
+    click.echo(result.text(), err=result.exit_code != 0)
+    sys.exit(result.exit_code)
+
+
+@main.command(name="compile")
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--target", required=True, metavar="kfp|airflow", help="The engine to compile for.")
+@click.option(
+    "--image",
+    metavar="IMAGE",
+    help="The image the steps run in (default: nb2prod-<name>:vN, built from the Dockerfile "
+    "written beside).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write (default: build/<name>-vN-<target>/).",
+)
+@_friendly
+def compile_(pipeline: Path, target: str, image: str | None, out: Path | None) -> None:
+    """Compile PIPELINE (pipelines/<name>[/vN]) for Kubeflow Pipelines or Airflow.
+
+    kfp: pipeline.py (KFP v2 DSL) and pipeline.yaml (compiled by kfp, ready to upload);
+    airflow: dag.py (Airflow 3). Both: a Dockerfile from the version's requirements.txt and a
+    README with the commands to submit. The version folder itself is never touched.
+    """
+    from .compile import check_target, compile_version
+    from .pipeline import load_pipeline
+
+    check_target(target)
+    spec = load_pipeline(pipeline)
+    click.echo(compile_version(spec, target, out=out, image=image).text())
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option(
+    "-p",
+    "--param",
+    "grid",
+    multiple=True,
+    metavar="KEY=V1,V2,...",
+    help="A parameter and the values to try (repeatable; the sweep is every combination).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Runs at a time on this machine (default: the number of cores).",
+)
+@click.option(
+    "--cluster",
+    metavar="tcp://HOST:8786",
+    help="Run on this Dask cluster instead (needs nb2prod[dask]; the project folder must be "
+    "at the same path on every worker).",
+)
+@click.option(
+    "--sort",
+    "sort_by",
+    metavar="[-]METRIC",
+    help="Sort the table by a metric (-METRIC: highest first).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per point.")
+@click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
+@_friendly
+def sweep(
+    pipeline: Path,
+    grid: tuple[str, ...],
+    parallel: int | None,
+    cluster: str | None,
+    sort_by: str | None,
+    as_json: bool,
+    no_track: bool,
+) -> None:
+    """Run PIPELINE once per combination of parameter values, locally or on a Dask cluster.
+
+    Each point is a whole `nb2prod run`; steps upstream of the swept parameters are computed
+    once and shared through the cache. Each run is tagged with the sweep's id in MLflow.
+
+    \b
+    Exit codes: 0 every point succeeded, 1 a point failed, 2 bad input or usage.
+    """
+    from .sweep import sweep_command
+
+    sys.exit(
+        sweep_command(
+            pipeline,
+            grid,
+            parallel=parallel,
+            cluster=cluster,
+            sort_by=sort_by,
+            as_json=as_json,
+            track=not no_track,
+        )
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

@@ -31,9 +31,11 @@ MAY_USE = {
     "tracking": set(),
     "run": {"plan", "tracking"},
     "catalog": {"plan"},
+    "compile": set(),
+    "sweep": {"run", "tracking"},
     "widgets": {"catalog", "run"},
-    "server": {"catalog", "plan", "export", "run"},
-    "cli": {"plan", "export", "run", "tracking"},
+    "server": {"catalog", "plan", "export", "run", "compile"},
+    "cli": {"plan", "export", "run", "tracking", "compile", "sweep"},
     "__init__": {"plan", "export", "run"},
     "__main__": {"cli"},
 }

@@ -4,7 +4,7 @@
 # tests/ui/test_labextension.py drives. Needs Python 3.10+ and Node.js 20+ on the PATH.
 #
 # The tests run in tiers, fastest first, so failures show early (see docs/testing.md):
-#   unit cli run tracking server docs ui
+#   unit cli run tracking engines server docs ui
 #
 #   bash scripts/test.sh                    install, then run every tier
 #   bash scripts/test.sh unit               run only these tiers, in the environment as it is
@@ -14,13 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TIERS=(unit cli run tracking server docs ui)
+TIERS=(unit cli run tracking engines server docs ui)
 selected=()
 pytest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; pytest_args=("$@"); break ;;
-    unit | cli | run | tracking | server | docs | ui) selected+=("$1"); shift ;;
+    unit | cli | run | tracking | engines | server | docs | ui) selected+=("$1"); shift ;;
     *)
       echo "scripts/test.sh: unknown tier '$1'. Tiers: ${TIERS[*]} (then -- PYTEST-ARGS)." >&2
       exit 2

@@ -32,7 +32,7 @@ EXAMPLES = sorted((REPO / "notebooks").glob("*.ipynb"))
 #   server    the Jupyter server extension's REST API
 #   docs      every command transcript in README.md and docs/ run again against real output
 #   ui        the JupyterLab extension (jest, linters, UI tests in Chromium), the installed wheel
-TIERS = ("unit", "cli", "run", "tracking", "server", "docs", "ui")
+TIERS = ("unit", "cli", "run", "tracking", "engines", "server", "docs", "ui")
 TESTS = Path(__file__).resolve().parent
 # Slow tests in an otherwise fast file ("folder/file::test name" prefixes).
 TIER_OF_TEST = {

@@ -78,6 +78,8 @@ def check_names(spec: PipelineSpec) -> None:
 def py(value: object) -> str:
     """A Python literal of a parameter value (str, int, float or bool)."""
     if isinstance(value, str):
+        if '"' in value and "'" not in value:
+            return repr(value)  # single quotes, as ruff and black write it
         return json.dumps(value, ensure_ascii=False)  # also a valid Python string literal
     return repr(value)
 

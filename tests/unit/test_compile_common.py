@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from compile_helpers import KALE_CELLS, export_cells, export_example, fix_environment
 
 from nb2prod.compile import common
 from nb2prod.compile.common import SecretRef, StepSettings
 from nb2prod.errors import Nb2prodError
-
-from compile_helpers import KALE_CELLS, export_cells, export_example, fix_environment
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +112,8 @@ def test_parameter_kinds_follow_config_defaults(tmp_path: Path) -> None:
 
 
 def test_a_parameter_no_engine_can_carry_is_refused(tmp_path: Path) -> None:
-    spec = export_cells(tmp_path, "inf", [("limit = 1e999", ["parameters"]), ("y = limit", ["step:a"])])
+    cells = [("limit = 1e999", ["parameters"]), ("y = limit", ["step:a"])]
+    spec = export_cells(tmp_path, "inf", cells)
     with pytest.raises(Nb2prodError, match="'limit' defaults to inf"):
         common.param_kinds(spec)
 

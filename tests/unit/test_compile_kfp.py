@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from compile_helpers import KALE_CELLS, export_cells, export_example, fix_environment
 
 from nb2prod.compile import compile_version
 from nb2prod.errors import Nb2prodError
 
-from compile_helpers import KALE_CELLS, export_cells, export_example, fix_environment
 from conftest import tree
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "compile"

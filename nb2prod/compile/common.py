@@ -437,15 +437,9 @@ def _shell_word(text: str) -> str:
 
 
 # --- writing --------------------------------------------------------------------------------------
-def write_outputs(out: Path, files: dict[str, str]) -> tuple[str, ...]:
-    """Write ``files`` (relative name -> text) as the folder ``out``: all of them or none
-    (written to a temporary sibling, then moved into place). A folder already at ``out`` is
-    replaced only when it holds nothing but what a compile writes. Returns the sorted names."""
-    names = tuple(sorted(files))
-    for name in names:
-        pure = PurePosixPath(name)
-        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-            raise ValueError(f"not a relative file name: {name!r}")  # a generator's bug
+def check_out(out: Path, names: Iterable[str]) -> None:
+    """Refuse (Nb2prodError) an ``out`` that writing ``names`` there must not replace: inside
+    a version folder, a file, or a folder holding other files than a compile writes."""
     target = Path(os.path.abspath(out))
     version = next((p for p in [target, *target.parents] if is_version_dir(p)), None)
     if version is not None:
@@ -454,21 +448,36 @@ def write_outputs(out: Path, files: dict[str, str]) -> tuple[str, ...]:
             "exported. Nothing was written. Fix: pass an --out outside pipelines/<name>/vN "
             "(the default is build/<name>-vN-<target>/)."
         )
-    if target.exists():
-        ours = {PurePosixPath(n).parts[0] for n in names} | {"__pycache__"}
-        if not target.is_dir():
-            raise Nb2prodError(
-                f"--out {out} is a file. Nothing was written. Fix: pass a folder that does not "
-                "exist yet, or the folder an earlier compile wrote."
-            )
-        others = sorted(p.name for p in target.iterdir() if p.name not in ours)
-        if others:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            raise Nb2prodError(
-                f"--out {out} already holds files nb2prod compile did not write ({shown}), "
-                "and compiling replaces the whole folder. Nothing was written. Fix: pass an "
-                "empty or new folder as --out, or move those files away."
-            )
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise Nb2prodError(
+            f"--out {out} is a file. Nothing was written. Fix: pass a folder that does not "
+            "exist yet, or the folder an earlier compile wrote."
+        )
+    ours = {PurePosixPath(n).parts[0] for n in names} | {"__pycache__"}
+    others = sorted(p.name for p in target.iterdir() if p.name not in ours)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise Nb2prodError(
+            f"--out {out} already holds files nb2prod compile did not write ({shown}), and "
+            "compiling replaces the whole folder. Nothing was written. Fix: pass a new or "
+            "empty folder as --out, or move those files away."
+        )
+
+
+def write_outputs(out: Path, files: dict[str, str]) -> tuple[str, ...]:
+    """Write ``files`` (relative name -> text) as the folder ``out``: all of them or none
+    (written to a temporary sibling, then moved into place). A folder already at ``out`` is
+    replaced only when it holds nothing but what a compile writes (:func:`check_out`).
+    Returns the sorted names."""
+    names = tuple(sorted(files))
+    for name in names:
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            raise ValueError(f"not a relative file name: {name!r}")  # a generator's bug
+    check_out(out, names)
+    target = Path(os.path.abspath(out))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     old: Path | None = None

@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from ..errors import Nb2prodError
 from ..pipeline import PipelineSpec
 from . import CompileResult
+from .airflow_text import dag_text, readme_text
 from .common import (
     StepSettings,
     default_image,
@@ -31,17 +33,18 @@ from .common import (
     version_relpath,
     write_outputs,
 )
-from .airflow_text import dag_text, readme_text
 
 #: What a KubernetesExecutor pod runs a task with (``python -m
 #: airflow.sdk.execution_time.execute_workload``): the image needs it beside the pipeline's own
 #: requirements. The Task SDK talks to any Airflow 3 API server of its major version.
 TASK_SDK = "apache-airflow-task-sdk>=1.3,<2"
+TRACKING = "mlflow_tracking_uri"  # the DAG param that turns tracking on
 
 
 def compile_airflow(spec: PipelineSpec, out: Path, image: str | None) -> CompileResult:
     """Write ``dag.py``, ``Dockerfile`` (and its ``.dockerignore``) and ``README.md`` for
     ``spec`` to ``out``; nothing when the version's tags or defaults cannot be compiled."""
+    _check_names(spec)
     settings = step_settings(spec, image)
     kinds = param_kinds(spec)
     root = project_root(spec)
@@ -70,10 +73,20 @@ def compile_airflow(spec: PipelineSpec, out: Path, image: str | None) -> Compile
         names,
         next_steps=(
             f"python {where}/dag.py            # run it once here with dag.test()",
-            f"cp {where}/dag.py $AIRFLOW_HOME/dags/{dag_id}.py && "
-            f"airflow dags trigger {dag_id}",
+            f"cp {where}/dag.py $AIRFLOW_HOME/dags/{dag_id}.py && airflow dags trigger {dag_id}",
         ),
     )
+
+
+def _check_names(spec: PipelineSpec) -> None:
+    """The DAG's own param may not be a parameter's name too: refused (exit 2) before anything
+    is written."""
+    if TRACKING in spec.defaults:
+        raise Nb2prodError(
+            f"{spec.path}: the parameter {TRACKING!r} has the name of the DAG param that turns "
+            "tracking on. Nothing was written. Fix: rename the parameter in the notebook's "
+            f"parameters cell, then `nb2prod export {spec.notebook}` and compile again."
+        )
 
 
 def dag_id_of(spec: PipelineSpec) -> str:
@@ -150,8 +163,6 @@ def _pod(s: StepSettings) -> dict[str, Any]:
         pod["labels"] = s.labels
     if s.annotations:
         pod["annotations"] = s.annotations
-    if not s.cache:
-        pod["cache"] = False
     return pod
 
 

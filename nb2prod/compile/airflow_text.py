@@ -7,6 +7,7 @@ a Python literal made by :func:`repr` (or :func:`_lit`), never spliced into code
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from .._version import __version__
@@ -14,6 +15,7 @@ from ..pipeline import PipelineSpec
 from .common import StepSettings
 
 INDENT = "    "
+TRACKING_PARAM = "mlflow_tracking_uri"
 
 
 def _lit(value: Any) -> str:
@@ -31,13 +33,37 @@ def _lit(value: Any) -> str:
     return repr(value)
 
 
-def _call(head: str, args: list[str], indent: str, tail: str = "") -> list[str]:
+Arg = tuple[str | None, Any]  # (keyword or None for a positional argument, plain value)
+
+
+def _expr(prefix: str, value: Any, indent: str, suffix: str) -> list[str]:
+    """``prefix`` and ``value``'s literal, then ``suffix``: one line if it fits in 100 columns,
+    else a list's or dict's items one a line, as ruff formats it."""
+    one = f"{indent}{prefix}{_lit(value)}{suffix}"
+    if len(one) <= 100 or not isinstance(value, (list, dict, tuple)) or not value:
+        return [one]
+    brackets = "{}" if isinstance(value, dict) else "()" if isinstance(value, tuple) else "[]"
+    inner = indent + INDENT
+    lines = [f"{indent}{prefix}{brackets[0]}"]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            lines += _expr(f"{_lit(key)}: ", item, inner, ",")
+    else:
+        for item in value:
+            lines += _expr("", item, inner, ",")
+    return [*lines, f"{indent}{brackets[1]}{suffix}"]
+
+
+def _call(head: str, args: list[Arg], indent: str, tail: str = "") -> list[str]:
     """``head(args...)`` on one line if it fits in 100 columns, else one argument a line."""
-    one = f"{indent}{head}({', '.join(args)}){tail}"
+    text = [f"{k}={_lit(v)}" if k else _lit(v) for k, v in args]
+    one = f"{indent}{head}({', '.join(text)}){tail}"
     if len(one) <= 100:
         return [one]
-    inner = indent + INDENT
-    return [f"{indent}{head}(", *(f"{inner}{a}," for a in args), f"{indent}){tail}"]
+    lines = [f"{indent}{head}("]
+    for key, value in args:
+        lines += _expr(f"{key}=" if key else "", value, indent + INDENT, ",")
+    return [*lines, f"{indent}){tail}"]
 
 
 # --- dag.py -------------------------------------------------------------------------------------
@@ -63,7 +89,7 @@ database made by `airflow db migrate`):
 
 '''
 
-_HEAD = '''\
+_HEAD = """\
 from __future__ import annotations
 
 import argparse
@@ -77,22 +103,20 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-if __name__ == "__main__":  # `python dag.py`: Airflow finds the DAG in this file's folder
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent)
-
-from airflow.sdk import DAG, Param, get_current_context, task  # noqa: E402
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException  # noqa: E402
+from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 try:  # Kale's pod tags apply under the KubernetesExecutor, which brings the kubernetes client
     from kubernetes.client import models as k8s
 except ImportError:  # other executors run the tasks without pod settings
     k8s = None
 
-'''
+"""
 
 _HELPERS = '''\
 RUNS = Path(os.environ.get("NB2PROD_RUNS") or PROJECT / ".nb2prod" / "engine-runs")
 PYTHON = os.environ.get("NB2PROD_PYTHON") or sys.executable
+BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"  # for `python dag.py`
 
 
 def run_folder(run_id: str) -> Path:
@@ -104,6 +128,10 @@ def run_folder(run_id: str) -> Path:
     return RUNS / DAG_ID / safe
 
 
+# What YAML refuses, or reads as a line break, in a quoted string (and JSON leaves as it is)
+UNPRINTABLE = "[\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff\\ufeff\\ufffe\\uffff]"
+
+
 def yaml_value(value: object) -> str:
     """``value`` as `nb2prod step -p` reads it back exactly (as YAML): JSON, but each float
     with a decimal point (YAML reads 1e-05 as text, 1.0e-05 as a number)."""
@@ -113,8 +141,11 @@ def yaml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        items = (f"{json.dumps(str(k))}: {yaml_value(v)}" for k, v in value.items())
+        items = (f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
+    if isinstance(value, str):  # JSON text, escaping what YAML would not read back as it is
+        text = json.dumps(value, ensure_ascii=False)
+        return re.sub(UNPRINTABLE, lambda c: f"\\\\u{ord(c[0]):04x}", text)
     return json.dumps(value)
 
 
@@ -241,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"-p {item}: {raw!r} is not a JSON value (e.g. 0.5, true, [1, 2])")
     if options.mlflow_tracking_uri:
         conf["mlflow_tracking_uri"] = options.mlflow_tracking_uri
+    # dag.test() runs the DAG as a DAG bundle holds it: here, this file's folder.
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+        [{"name": "dags-folder", "classpath": BUNDLE, "kwargs": {"path": str(HERE)}}]
+    )
     run = dag.test(run_conf=conf)
     folder = run_folder(run.run_id)
     metrics: dict[str, object] = {}
@@ -249,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DAG run {run.run_id}: {run.state}")
     print(f"run folder: {folder}")
     print(f"metrics: {json.dumps(metrics, sort_keys=True)}")
-    return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
+    return 0 if run.state == "success" else 1
 
 
 if __name__ == "__main__":
@@ -259,23 +294,19 @@ if __name__ == "__main__":
 
 def _param_lines(params: list[tuple[str, Any, str | None, str]]) -> list[str]:
     lines = []
-    for name, default, schema, help_text in params:
-        args = [_lit(default)]
-        if schema is not None:
-            args.append(f"type={_lit(schema)}")
-        if help_text:
-            args.append(f"description={_lit(help_text)}")
-        lines += _call(f"{_lit(name)}: Param", args, INDENT * 2, ",")
-    lines += _call(
-        f"{_lit('mlflow_tracking_uri')}: Param",
-        [
-            '""',
-            'type="string"',
-            'description="log the run to this MLflow tracking URI; empty: not tracked"',
-        ],
-        INDENT * 2,
-        ",",
+    tracking = (
+        TRACKING_PARAM,
+        "",
+        "string",
+        "log the run to this MLflow tracking URI; empty: not tracked",
     )
+    for name, default, schema, help_text in [*params, tracking]:
+        args: list[Arg] = [(None, default)]
+        if schema is not None:
+            args.append(("type", schema))
+        if help_text:
+            args.append(("description", help_text))
+        lines += _call(f"{_lit(name)}: Param", args, INDENT * 2, ",")
     return lines
 
 
@@ -286,11 +317,12 @@ def _step_lines(spec: PipelineSpec, pods: dict[str, dict[str, Any]]) -> list[str
             lines.append(
                 f"{INDENT}# cache:disabled: nothing to map, Airflow runs every task of every run"
             )
-        kwargs = [f"{key}={_lit(value)}" for key, value in pods[step.name].items()]
         lines.append(f"{INDENT}{step.name}_task = run_step.override(")
         lines.append(f"{INDENT * 2}task_id={_lit(step.name)},")
-        lines += _call("executor_config=pod_override", kwargs, INDENT * 2, ",")
-        lines.append(f"{INDENT})({_lit(step.name)}, {_lit(list(step.parameters))})")
+        lines += _call(
+            "executor_config=pod_override", list(pods[step.name].items()), INDENT * 2, ","
+        )
+        lines += _call(")", [(None, step.name), (None, list(step.parameters))], INDENT)
     return lines
 
 
@@ -346,13 +378,14 @@ def dag_text(
         f"{INDENT}start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),",
         f"{INDENT}catchup=False,",
         f"{INDENT}doc_md=__doc__,",
-        f"{INDENT}tags=[\"nb2prod\"],",
+        f'{INDENT}tags=["nb2prod"],',
         f"{INDENT}params={{",
         *_param_lines(params),
         f"{INDENT}}},",
         ") as dag:",
         *_step_lines(spec, pods),
-        f'{INDENT}tracking = track.override(task_id="nb2prod-track")().as_teardown()',
+        f'{INDENT}tracking = track.override(task_id="nb2prod-track")()'
+        ".as_teardown(on_failure_fail_dagrun=True)",
         "",
         *_edge_lines(spec),
     ]
@@ -478,7 +511,7 @@ def readme_text(
         "",
         "   ```",
         f"   airflow dags unpause {dag_id}",
-        f"   airflow dags trigger {dag_id} --conf '{conf_text}'",
+        f"   airflow dags trigger {dag_id} --conf {shlex.quote(conf_text)}",
         "   ```",
         "",
         "## Under the KubernetesExecutor",

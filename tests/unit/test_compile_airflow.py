@@ -58,12 +58,16 @@ def test_compiled_files_match_golden(tmp_path: Path, example: str) -> None:
         for rel, text in got.items():
             (expected_dir / rel).write_text(text)
     expected = {rel: data.decode() for rel, data in tree(expected_dir).items()}
-    assert sorted(got) == sorted(expected) == [
-        "Dockerfile",
-        "Dockerfile.dockerignore",
-        "README.md",
-        "dag.py",
-    ]
+    assert (
+        sorted(got)
+        == sorted(expected)
+        == [
+            "Dockerfile",
+            "Dockerfile.dockerignore",
+            "README.md",
+            "dag.py",
+        ]
+    )
     for rel in expected:
         assert got[rel] == expected[rel], rel
     for rel, text in got.items():
@@ -122,11 +126,19 @@ def test_dag_py_declares_typed_params_a_task_per_step_and_the_edges(tmp_path: Pa
     for call in calls(module, "override"):
         task_id = next(ast.literal_eval(k.value) for k in call.keywords if k.arg == "task_id")
         steps[task_id] = call
-    assert list(steps) == ["prepare", "random_forest", "gradient_boosting", "compare", "nb2prod-track"]
+    assert list(steps) == [
+        "prepare",
+        "random_forest",
+        "gradient_boosting",
+        "compare",
+        "nb2prod-track",
+    ]
     text = files["dag.py"]
     assert '("random_forest", ["random_state", "rf_params"])' in text
     assert '("compare", ["average"])' in text
-    assert "    [prepare_task, random_forest_task, gradient_boosting_task] >> compare_task\n" in text
+    assert (
+        "    [prepare_task, random_forest_task, gradient_boosting_task] >> compare_task\n" in text
+    )
     assert "    prepare_task >> random_forest_task\n" in text
 
 
@@ -168,8 +180,9 @@ def test_kale_tags_become_a_pod_override_with_secrets_by_name(tmp_path: Path) ->
         "train": {"image": "nb2prod-kale:v1"},
     }
     assert "# cache:disabled: nothing to map" in files["dag.py"]
-    assert "kubectl create secret generic db-credentials --from-literal=password=..." in (
-        files["README.md"]
+    assert (
+        "kubectl create secret generic db-credentials --from-literal=password=..."
+        in (files["README.md"])
     )
 
 
@@ -180,7 +193,7 @@ def test_image_option_sets_the_image_of_untagged_steps(tmp_path: Path) -> None:
     assert '    image="python:3.11-slim",\n' in files["dag.py"]  # the step's own tag
 
 
-HOSTILE = 'x"); import os; os.system("echo pwned") #\n\'\'\' \\ é 🙂'
+HOSTILE = "x\"); import os; os.system(\"echo pwned\") #\n''' \\ é 🙂"
 
 
 def test_values_from_the_notebook_reach_dag_py_only_as_literals(tmp_path: Path) -> None:
@@ -232,8 +245,9 @@ PLAIN = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -244,7 +258,11 @@ def test_parameter_values_reach_nb2prod_step_exactly(tmp_path: Path) -> None:
     yaml_value = dag_helpers(tmp_path, tmp_path / "runs")["yaml_value"]
     for value in [1e-05, 1e20, -0.0, 2.5e-300, "true", "1.0", "null", "a: b", "- x", "", "é🙂"]:
         assert parse_assignment(f"k={yaml_value(value)}") == ("k", value), value
-    assert parse_assignment(f"k={yaml_value([1, 1e-05, {'a': None}])}")[1] == [1, 1e-05, {"a": None}]
+    assert parse_assignment(f"k={yaml_value([1, 1e-05, {'a': None}])}")[1] == [
+        1,
+        1e-05,
+        {"a": None},
+    ]
 
     @settings(max_examples=100, deadline=None)
     @given(PLAIN)

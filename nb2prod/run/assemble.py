@@ -28,8 +28,9 @@ from .record import RunData, RunRecord, StepError, StepRecord, now
 from .runner import RunResult, new_run_id
 from .single import STEP_SCHEMA
 
-# The run-level facts every step record repeats; steps of one run agree on them.
-_SAME = ("pipeline", "version", "notebook_sha256", "params")
+# The run-level facts every step record repeats; steps of one run agree on them. (Parameters
+# need not: an engine may pass each step only the parameters it uses, see _parameters.)
+_SAME = ("pipeline", "version", "notebook_sha256")
 
 
 @dataclass
@@ -109,6 +110,7 @@ def _assemble(run_dir: Path, steps: dict[str, dict[str, Any]]) -> RunData:
                     f"{data['run'].get(key)!r}, step {first_name} with {head.get(key)!r}. Fix: "
                     "give each run of the pipeline a run folder of its own."
                 )
+    params, overrides = _parameters(run_dir, steps)
     spec = _version(head)
     order = [s.name for s in spec.steps] if spec is not None else _dependency_order(steps)
     records: dict[str, StepRecord] = {}
@@ -146,8 +148,8 @@ def _assemble(run_dir: Path, steps: dict[str, dict[str, Any]]) -> RunData:
         nb2prod_version=str(head.get("nb2prod_version") or ""),
         git_commit=head.get("git_commit"),
         pid=os.getpid(),
-        params=dict(head.get("params") or {}),
-        overrides=dict(head.get("overrides") or {}),
+        params=params,
+        overrides=overrides,
         steps=records,
         started_at=started,
         status=status,
@@ -158,6 +160,33 @@ def _assemble(run_dir: Path, steps: dict[str, dict[str, Any]]) -> RunData:
         tracking={"state": "pending"},
         environment=head.get("environment"),
     )
+
+
+def _parameters(
+    run_dir: Path, steps: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's parameters: each step's own (what it ran with) over the defaults. Two steps
+    that ran one parameter with different values belong to different runs."""
+    params: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    used_by: dict[str, str] = {}
+    for data in steps.values():
+        for key, value in (data["run"].get("params") or {}).items():
+            params.setdefault(key, value)
+    for name, data in steps.items():
+        given = data["run"].get("overrides") or {}
+        for key, value in (data.get("params") or {}).items():
+            if key in used_by and params[key] != value:
+                raise Nb2prodError(
+                    f"{run_dir} mixes runs: step {name} ran with {key} = {value!r}, step "
+                    f"{used_by[key]} with {params[key]!r}. Fix: give each run of the pipeline a "
+                    "run folder of its own."
+                )
+            used_by[key] = name
+            params[key] = value
+            if key in given:
+                overrides[key] = value
+    return params, overrides
 
 
 def _version(head: dict[str, Any]) -> PipelineSpec | None:

@@ -50,14 +50,15 @@ def record(project: Path, run_dir: str, name: str) -> dict[str, Any]:
 
 def test_steps_one_by_one_equal_a_run_and_track_like_one(project: Path) -> None:
     for name in ("preprocessing", "a", "b", "evaluation"):
-        r = step(project, name, "engine-run", "-p", "scale=5")
+        # As KFP components do: each step is given only the parameters it uses.
+        r = step(project, name, "engine-run", *(["-p", "scale=5"] if name == "a" else []))
         assert r.returncode == 0, r.stdout + r.stderr
         assert f"step {name}: succeeded" in r.stdout
     evaluation = record(project, "engine-run", "evaluation")
     assert evaluation["state"] == "succeeded"
     assert evaluation["metrics"] == {"mean": 10.0}
-    assert evaluation["run"]["params"] == {"scale": 5, "mode": "ok"}
-    assert evaluation["run"]["overrides"] == {"scale": 5}
+    assert record(project, "engine-run", "a")["run"]["overrides"] == {"scale": 5}
+    assert record(project, "engine-run", "a")["params"] == {"scale": 5, "mode": "ok"}
     assert (project / "engine-run/steps/evaluation/notebook.ipynb").is_file()
 
     r = run_cli("run", "small", "-p", "scale=5", "--no-track", cwd=project)
@@ -74,6 +75,8 @@ def test_steps_one_by_one_equal_a_run_and_track_like_one(project: Path) -> None:
     assert assembled["status"] == "succeeded"
     assert list(assembled["steps"]) == ["preprocessing", "a", "b", "evaluation"]
     assert assembled["metrics"] == {"mean": 10.0}
+    assert assembled["params"] == {"scale": 5, "mode": "ok"}
+    assert assembled["overrides"] == {"scale": 5}
     assert assembled["tracking"]["ok"] is True
 
     import mlflow

@@ -229,7 +229,8 @@ def run_step(step: str, parameters: list[str]) -> None:
 def track() -> None:
     """Log this DAG run's run folder to MLflow with `nb2prod track`, when the run's
     `mlflow_tracking_uri` param is set. As a teardown it runs even after a step failed (the
-    failed run is logged as such), and the DAG run's state stays the steps' own."""
+    failed run is logged as such). The DAG run's state stays the steps' own: a teardown's
+    failure does not change it (`python dag.py` tells it apart with exit code 3)."""
     context = get_current_context()
     uri = context["params"]["mlflow_tracking_uri"]
     if not uri:
@@ -284,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DAG run {run.run_id}: {run.state}")
     print(f"run folder: {folder}")
     print(f"metrics: {json.dumps(metrics, sort_keys=True)}")
-    return 0 if run.state == "success" else 1
+    if run.state != "success":
+        return 1
+    tracked = run.get_task_instance("nb2prod-track")
+    return 3 if tracked is not None and tracked.state == "failed" else 0  # as `nb2prod run`
 
 
 if __name__ == "__main__":
@@ -384,8 +388,7 @@ def dag_text(
         f"{INDENT}}},",
         ") as dag:",
         *_step_lines(spec, pods),
-        f'{INDENT}tracking = track.override(task_id="nb2prod-track")()'
-        ".as_teardown(on_failure_fail_dagrun=True)",
+        f'{INDENT}tracking = track.override(task_id="nb2prod-track")().as_teardown()',
         "",
         *_edge_lines(spec),
     ]
@@ -475,7 +478,8 @@ def readme_text(
         "`mlflow_tracking_uri` (default empty: the run is not tracked). When it is set, "
         "`nb2prod-track` logs the run (a failed one too) as `nb2prod run` would: a parent run "
         "in the experiment named after the pipeline, a nested run per step. It is a teardown "
-        "task: the DAG run's state is the steps' own, and a tracking failure fails it too.",
+        "task: the DAG run's state is the steps' own (a tracking failure shows on that task "
+        "alone, as `nb2prod run`'s exit code 3 tells it apart).",
         "",
         "## Try it on this machine",
         "",
@@ -491,7 +495,8 @@ def readme_text(
         "",
         "`python dag.py` runs the DAG once with `dag.test()`, in this process, and prints the "
         "DAG run's state, its run folder and the metrics; `-p KEY=VALUE` sets a param (the "
-        "value read as JSON, except for text params). Exit code 0 when the DAG run succeeded.",
+        "value read as JSON, except for text params). Exit codes as `nb2prod run`'s: 0 the "
+        "DAG run succeeded, 1 it failed, 3 it succeeded but could not be tracked.",
         "",
         "## Deploy",
         "",

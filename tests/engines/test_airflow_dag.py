@@ -70,7 +70,8 @@ def run_dag(
         text=True,
         timeout=1200,
     )
-    TIMINGS[f"python {Path(dag).parent.name}/dag.py (s)"] = round(time.monotonic() - start, 1)
+    label = f"python {Path(dag).parent.name}/dag.py {' '.join(args)}".strip()
+    TIMINGS[f"{label} (s)"] = round(time.monotonic() - start, 1)
     said: dict[str, Any] = {}
     for line in done.stdout.splitlines():
         if line.startswith("run folder: "):
@@ -151,7 +152,7 @@ FAILING = [
 ]
 
 
-def test_a_failing_step_fails_the_dag_run_and_the_run_is_still_tracked(
+def test_a_failing_step_fails_the_dag_run_which_is_still_tracked(
     venv: Path, airflow_home: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
@@ -173,6 +174,13 @@ def test_a_failing_step_fails_the_dag_run_and_the_run_is_still_tracked(
     parent, children = mlflow_runs(uri, "flaky")
     assert parent.info.status == "FAILED"
     assert children["training"].info.status == "FAILED"
+
+    # Steps that succeed with a tracking store that cannot be written: exit 3, as nb2prod run.
+    (tmp_path / "a-file").write_text("not a folder")
+    unwritable = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    done, said = run_dag(venv, airflow_home, project, dag, "--mlflow-tracking-uri", unwritable)
+    assert done.returncode == 3, done.stdout[-5000:] + done.stderr[-5000:]
+    assert said["state"] == "success" and said["metrics"] == {"score": 6.0}
 
 
 PROBE = r"""

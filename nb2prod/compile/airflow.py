@@ -72,8 +72,9 @@ def compile_airflow(spec: PipelineSpec, out: Path, image: str | None) -> Compile
         out,
         names,
         next_steps=(
-            f"python {where}/dag.py            # run it once here with dag.test()",
-            f"cp {where}/dag.py $AIRFLOW_HOME/dags/{dag_id}.py && airflow dags trigger {dag_id}",
+            f"python {where}/dag.py   # test it here with dag.test() (Airflow installed)",
+            f"cp {where}/dag.py $AIRFLOW_HOME/dags/{dag_id}.py   # then trigger it: "
+            f"airflow dags trigger {dag_id} ({where}/README.md)",
         ),
     )
 

@@ -114,7 +114,8 @@ except ImportError:  # other executors run the tasks without pod settings
 """
 
 _HELPERS = '''\
-RUNS = Path(os.environ.get("NB2PROD_RUNS") or PROJECT / ".nb2prod" / "engine-runs")
+HOME = os.environ.get("NB2PROD_HOME") or ".nb2prod"  # as nb2prod's own runs
+RUNS = Path(os.environ.get("NB2PROD_RUNS") or PROJECT / HOME / "engine-runs")
 PYTHON = os.environ.get("NB2PROD_PYTHON") or sys.executable
 BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"  # for `python dag.py`
 

@@ -70,7 +70,8 @@ def run_dag(
         text=True,
         timeout=1200,
     )
-    label = f"python {Path(dag).parent.name}/dag.py {' '.join(args)}".strip()
+    shown = ["URI" if a.startswith("sqlite:") else a for a in args]
+    label = f"python {Path(dag).parent.name}/dag.py {' '.join(shown)}".strip()
     TIMINGS[f"{label} (s)"] = round(time.monotonic() - start, 1)
     said: dict[str, Any] = {}
     for line in done.stdout.splitlines():

@@ -43,7 +43,8 @@ PIPELINE = "pipelines/kale/v1"  # the version, in the project folder
 HERE = Path(__file__).resolve().parent
 # The project folder: NB2PROD_PROJECT on the workers, else where this file was compiled.
 PROJECT = Path(os.environ.get("NB2PROD_PROJECT") or HERE / "../..").resolve()
-RUNS = Path(os.environ.get("NB2PROD_RUNS") or PROJECT / ".nb2prod" / "engine-runs")
+HOME = os.environ.get("NB2PROD_HOME") or ".nb2prod"  # as nb2prod's own runs
+RUNS = Path(os.environ.get("NB2PROD_RUNS") or PROJECT / HOME / "engine-runs")
 PYTHON = os.environ.get("NB2PROD_PYTHON") or sys.executable
 BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"  # for `python dag.py`
 

@@ -158,7 +158,11 @@ def _step_component(
     yield f"        subprocess.run(command, cwd={PROJECT}, check=True)  # logs: the task's"
     yield f'        folder = run / "steps" / {py(step.name)}'
     yield f"        shutil.copytree(folder, {STEP_OUT}.path)"
-    yield '        for name, value in json.loads((folder / "metrics.json").read_text()).items():'
+    yield '        found = folder / "metrics.json"  # {metric: number}, if the step logs any'
+    yield (
+        "        for name, value in (json.loads(found.read_text()) if found.exists() else {})"
+        ".items():"
+    )
     yield f"            {METRICS_OUT}.log_metric(name, float(value))"
 
 
@@ -261,6 +265,7 @@ def render_pipeline(
         "",
         "import argparse",
         "import json",
+        "import re",
         "import sys",
         "from pathlib import Path",
         "",
@@ -338,24 +343,30 @@ def parse_value(key: str, text: str) -> object:
         return value
     if kind in ("int", "float") and type(value).__name__ == kind:
         return value
-    raise ValueError(f"-p {key}={text}: {key} takes a {kind} value")
+    raise ValueError(f"-p {key}={text}: the value of {key} must be of type {kind}")
 
 
-def run_locally(arguments: dict, project: Path, outputs: Path) -> None:
+def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
-    metrics from its output folder."""
+    metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
     from kfp import local
 
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
-    pipeline(**arguments, nb2prod_project=str(project))
+    try:
+        pipeline(**arguments, nb2prod_project=str(project))
+    except RuntimeError as exc:  # kfp.local's "finished with status FAILURE", in colours
+        print(re.sub(r"\\x1b\\[[0-9;]*m", "", f"{exc} Its log is above."), file=sys.stderr)
+        return 1
     (run,) = set(outputs.iterdir()) - before
     for step, task in TASKS.items():
-        found = json.loads((run / task / "step_folder" / "metrics.json").read_text())
-        shown = ", ".join(f"{name}={value:g}" for name, value in found.items()) or "no metrics"
-        print(f"{step}: {shown}")
+        found = run / task / "step_folder" / "metrics.json"
+        values = json.loads(found.read_text()) if found.exists() else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        print(f"{step}: {shown or 'no metrics'}")
     print(f"Outputs: {run}")
+    return 0
 
 
 def main(argv: list | None = None) -> int:
@@ -383,8 +394,7 @@ def main(argv: list | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     project = args.project.resolve()
-    run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
-    return 0
+    return run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ def _step_component(
     if params:
         yield from _values(params, kinds, "        ")
         yield '        params = Path(work, "params.yaml")'
-        yield "        params.write_text(yaml.safe_dump(values))"
+        yield "        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml"
+        yield "        params.write_text(yaml.safe_dump(values, sort_keys=False))"
         command += ['"-f"', "str(params)"]
     yield from _wrapped("command = [", command, "]", "        ", literal=True)
     yield f"        subprocess.run(command, cwd={PROJECT}, check=True)  # logs: the task's"
@@ -166,14 +167,11 @@ def _step_component(
     yield f"            {METRICS_OUT}.log_metric(name, float(value))"
 
 
-def _track_component(spec: PipelineSpec, kinds: dict[str, str]) -> Iterator[str]:
-    args = [f"{PROJECT}: str", f"{TRACKING}: str", "run_id: str"]
+def _track_component(spec: PipelineSpec) -> Iterator[str]:
+    args = [f"{PROJECT}: str", f"{TRACKING}: str"]
     args += [f"{upstream_arg(s.name)}: dsl.Input[dsl.Dataset]" for s in spec.steps]
-    args += [f"{p}: {PY_TYPES[k]}" for p, k in kinds.items()]
     yield from _component_head("track", "", args)
     yield '    """The steps\' folders as one run folder, logged to MLflow by `nb2prod track`."""'
-    if "json" in kinds.values():
-        yield "    import json"
     yield "    import os"
     yield "    import shutil"
     yield "    import subprocess"
@@ -181,16 +179,11 @@ def _track_component(spec: PipelineSpec, kinds: dict[str, str]) -> Iterator[str]
     yield "    import tempfile"
     yield "    from pathlib import Path"
     yield ""
-    yield "    import yaml"
-    yield ""
     yield "    with tempfile.TemporaryDirectory() as work:"
-    yield "        run = Path(work, run_id)"
+    yield '        run = Path(work, "run")'
     for s in spec.steps:
         yield f'        shutil.copytree({upstream_arg(s.name)}.path, run / "steps" / {py(s.name)})'
-    yield "        # The run's parameters, in config.yaml as `nb2prod run` records them."
-    yield from _values(list(kinds), kinds, "        ")
-    yield "        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)"
-    yield '        (run / "config.yaml").write_text(config, encoding="utf-8")'
+    yield "        # run.json is made of the steps' records (step.json): what each ran with."
     yield f"        env = dict(os.environ, MLFLOW_TRACKING_URI={TRACKING})"
     yield '        command = [sys.executable, "-m", "nb2prod", "track", str(run)]'
     yield f"        subprocess.run(command, cwd={PROJECT}, env=env, check=True)"
@@ -291,7 +284,7 @@ def render_pipeline(
         lines += ["", ""]
         lines += _step_component(spec, step.name, kinds, names, "" if own == image else own)
     lines += ["", ""]
-    lines += _track_component(spec, kinds)
+    lines += _track_component(spec)
     lines += ["", ""]
     description = f"{spec.name} v{spec.version}, exported by nb2prod from {spec.notebook}"
     lines += _wrapped(
@@ -315,9 +308,7 @@ def render_pipeline(
         lines += _settings_lines(var, settings[step.name])
     lines.append(f'    with dsl.If({TRACKING} != "", name="tracking"):')
     call = [f"{PROJECT}={PROJECT}", f"{TRACKING}={TRACKING}"]
-    call.append("run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER")
     call += [f'{upstream_arg(s.name)}={s.name}_task.outputs["{STEP_OUT}"]' for s in spec.steps]
-    call += [f"{p}={p}" for p in kinds]
     lines += _wrapped("track_task = track(", call, ")", "        ")
     lines.append("        track_task.set_caching_options(False)  # logging is never skipped")
     lines += ["", ""]

@@ -40,23 +40,24 @@ def printed_metrics(stdout: str, steps: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def exported_and_run(project: Path, example: str) -> dict[str, Any]:
-    """The example exported into ``project``, and the metrics of `nb2prod run --no-track`."""
+    """The example exported into ``project``, and the record of `nb2prod run --no-track`."""
     shutil.copytree(REPO / "notebooks", project / "notebooks")
     r = run_cli("export", f"notebooks/{example}.ipynb", cwd=project)
     assert r.returncode == 0, r.stderr
     r = run_cli("run", f"pipelines/{example}", "--no-track", cwd=project, env={"CI": "true"})
     assert r.returncode == 0, r.stdout + r.stderr
     [record] = (project / ".nb2prod" / "runs").glob("*/run.json")
-    metrics: dict[str, Any] = json.loads(record.read_text())["metrics"]
-    assert metrics  # the comparison below must compare something
-    return metrics
+    data: dict[str, Any] = json.loads(record.read_text())
+    assert data["metrics"] and data["params"]  # the comparisons below must compare something
+    return data
 
 
 @pytest.mark.parametrize("example", ["breast_cancer", "wine_models"])
 def test_the_kfp_pipeline_runs_locally_with_nb2prod_runs_metrics_and_tracks_them(
     tmp_path: Path, example: str
 ) -> None:
-    expected = exported_and_run(tmp_path, example)
+    ran = exported_and_run(tmp_path, example)
+    expected = ran["metrics"]
     r = run_cli("compile", f"pipelines/{example}", "--target", "kfp", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     steps = [s.name for s in load_pipeline(tmp_path / "pipelines" / example).steps]
@@ -83,6 +84,7 @@ def test_the_kfp_pipeline_runs_locally_with_nb2prod_runs_metrics_and_tracks_them
     parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     assert len(parents) == 1 and len(runs) == 1 + len(steps), [r.data.tags for r in runs]
     assert parents[0].data.metrics == expected
+    assert parents[0].data.params == {k: str(v) for k, v in ran["params"].items()}
 
 
 def test_parameters_reach_the_steps_and_a_failing_step_fails_the_run(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ def preprocessing(
         run = Path(work, "run")
         values = {"test_size": test_size, "random_state": random_state}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -101,7 +102,8 @@ def training(
         shutil.copytree(preprocessing_folder.path, run / "steps" / "preprocessing")
         values = {"random_state": random_state, "C": C, "max_iter": max_iter}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -164,14 +166,9 @@ def evaluation(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     preprocessing_folder: dsl.Input[dsl.Dataset],
     training_folder: dsl.Input[dsl.Dataset],
     evaluation_folder: dsl.Input[dsl.Dataset],
-    test_size: float,
-    random_state: int,
-    C: float,
-    max_iter: int,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
     import os
@@ -181,22 +178,12 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(preprocessing_folder.path, run / "steps" / "preprocessing")
         shutil.copytree(training_folder.path, run / "steps" / "training")
         shutil.copytree(evaluation_folder.path, run / "steps" / "evaluation")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {
-            "test_size": test_size,
-            "random_state": random_state,
-            "C": C,
-            "max_iter": max_iter,
-        }
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -233,14 +220,9 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             preprocessing_folder=preprocessing_task.outputs["step_folder"],
             training_folder=training_task.outputs["step_folder"],
             evaluation_folder=evaluation_task.outputs["step_folder"],
-            test_size=test_size,
-            random_state=random_state,
-            C=C,
-            max_iter=max_iter,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 

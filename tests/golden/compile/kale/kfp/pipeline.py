@@ -55,7 +55,8 @@ def load(
         run = Path(work, "run")
         values = {"n": n, "weights": json.loads(weights)}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -116,14 +117,10 @@ def train(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     load_folder: dsl.Input[dsl.Dataset],
     train_folder: dsl.Input[dsl.Dataset],
-    n: int,
-    weights: str,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
-    import json
     import os
     import shutil
     import subprocess
@@ -131,16 +128,11 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(load_folder.path, run / "steps" / "load")
         shutil.copytree(train_folder.path, run / "steps" / "train")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {"n": n, "weights": json.loads(weights)}
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -173,11 +165,8 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             load_folder=load_task.outputs["step_folder"],
             train_folder=train_task.outputs["step_folder"],
-            n=n,
-            weights=weights,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 

@@ -76,7 +76,8 @@ def prepare(
             "features_to_drop": json.loads(features_to_drop),
         }
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -121,7 +122,8 @@ def random_forest(
         shutil.copytree(prepare_folder.path, run / "steps" / "prepare")
         values = {"random_state": random_state, "rf_params": json.loads(rf_params)}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -171,7 +173,8 @@ def gradient_boosting(
             "gb_learning_rate": gb_learning_rate,
         }
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -219,7 +222,8 @@ def compare(
         shutil.copytree(gradient_boosting_folder.path, run / "steps" / "gradient_boosting")
         values = {"average": average}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -244,22 +248,12 @@ def compare(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     prepare_folder: dsl.Input[dsl.Dataset],
     random_forest_folder: dsl.Input[dsl.Dataset],
     gradient_boosting_folder: dsl.Input[dsl.Dataset],
     compare_folder: dsl.Input[dsl.Dataset],
-    test_size: float,
-    random_state: int,
-    stratify: bool,
-    features_to_drop: str,
-    rf_params: str,
-    gb_n_estimators: int,
-    gb_learning_rate: float,
-    average: str,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
-    import json
     import os
     import shutil
     import subprocess
@@ -267,27 +261,13 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(prepare_folder.path, run / "steps" / "prepare")
         shutil.copytree(random_forest_folder.path, run / "steps" / "random_forest")
         shutil.copytree(gradient_boosting_folder.path, run / "steps" / "gradient_boosting")
         shutil.copytree(compare_folder.path, run / "steps" / "compare")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {
-            "test_size": test_size,
-            "random_state": random_state,
-            "stratify": stratify,
-            "features_to_drop": json.loads(features_to_drop),
-            "rf_params": json.loads(rf_params),
-            "gb_n_estimators": gb_n_estimators,
-            "gb_learning_rate": gb_learning_rate,
-            "average": average,
-        }
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -340,19 +320,10 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             prepare_folder=prepare_task.outputs["step_folder"],
             random_forest_folder=random_forest_task.outputs["step_folder"],
             gradient_boosting_folder=gradient_boosting_task.outputs["step_folder"],
             compare_folder=compare_task.outputs["step_folder"],
-            test_size=test_size,
-            random_state=random_state,
-            stratify=stratify,
-            features_to_drop=features_to_drop,
-            rf_params=rf_params,
-            gb_n_estimators=gb_n_estimators,
-            gb_learning_rate=gb_learning_rate,
-            average=average,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 

@@ -14,9 +14,10 @@ import { IExportedVersion, latestExported } from './runview';
  */
 export interface ICompileActions {
   /**
-   * Open a file of the server's root in Lab (`factory`: a widget factory's name).
+   * Open a file the compile wrote, read-only (`factory`: a widget factory's name): it is
+   * generated, so a change belongs in the notebook, exported and compiled again.
    */
-  openFile(path: string, factory?: string): void;
+  openReadOnly(path: string, factory?: string): void;
   /**
    * Show a folder of the server's root in the file browser.
    */
@@ -58,14 +59,8 @@ export function mainFile(result: ICompileResult): string | null {
 }
 
 /**
- * The README written beside it (the submit commands), or `null`.
- */
-export function readmeFile(result: ICompileResult): string | null {
-  return result.files.includes('README.md') ? `${result.out}/README.md` : null;
-}
-
-/**
- * The notification's buttons for a compile that worked.
+ * The notification's buttons for a compile that worked: the main file, and the folder (its
+ * README says how to build the image and submit). Two, so that they fit on one line.
  */
 export function compileActions(
   result: ICompileResult,
@@ -78,20 +73,12 @@ export function compileActions(
     found.push({
       label: `Open ${name}`,
       caption: `Open ${main}`,
-      callback: () => actions.openFile(main)
-    });
-  }
-  const readme = readmeFile(result);
-  if (readme) {
-    found.push({
-      label: 'Open README',
-      caption: 'How to build the image and submit the pipeline',
-      callback: () => actions.openFile(readme, 'Markdown Preview')
+      callback: () => actions.openReadOnly(main)
     });
   }
   found.push({
-    label: 'Show in File Browser',
-    caption: `Show ${result.out}/ in the file browser`,
+    label: 'Show Folder',
+    caption: `Show ${result.out}/ in the file browser (README.md: how to submit)`,
     callback: () => actions.showFolder(result.out)
   });
   return found;

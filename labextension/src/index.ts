@@ -113,6 +113,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         console.warn(`nb2prod: could not open ${args.path}`, reason);
         return null;
       });
+    // Files nb2prod wrote (a version's, a compile's) open read-only, from the read-only drive:
+    // nobody edits them by accident, and JupyterLab writes no checkpoint beside them.
+    const openReadOnly = (path: string, factory?: string) =>
+      void open({ path: viewPath(path), factory }).then(lockEditor);
     const openRunNotebook = (runId: string, step: string) =>
       open({
         path: runNotebookPath(runId, step),
@@ -176,10 +180,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const panel = current();
         if (panel && model.exportBlocker === null) {
           const { exportNotebook } = await import('./export');
-          await exportNotebook(app, model, panel, {
-            openReadOnly: (path, factory) =>
-              void open({ path: viewPath(path), factory }).then(lockEditor)
-          });
+          await exportNotebook(app, model, panel, { openReadOnly });
         }
       }
     });
@@ -241,7 +242,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         const { compilePipeline } = await import('./compile');
         await compilePipeline(model, notebook, target, {
-          openFile: (path, factory) => void open({ path, factory }),
+          openReadOnly,
           showFolder: path =>
             void commands
               .execute('filebrowser:go-to-path', { path: `${path}/` })

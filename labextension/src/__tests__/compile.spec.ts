@@ -56,7 +56,7 @@ function setUp(api: Partial<Record<keyof Nb2prodAPI, jest.Mock>>) {
   const model = { api } as unknown as PipelineModel;
   const seen: string[] = [];
   const actions: ICompileActions = {
-    openFile: (path, factory) => seen.push(`open ${path} ${factory ?? ''}`),
+    openReadOnly: (path, factory) => seen.push(`open ${path} ${factory ?? ''}`),
     showFolder: path => seen.push(`show ${path}`),
     export: () => seen.push('export')
   };
@@ -93,22 +93,20 @@ describe('what a compile says', () => {
     expect(mainFile(result({ files: ['Dockerfile'] }))).toBeNull();
   });
 
-  it('offers the main file, the README and the folder', () => {
+  it('offers the main file and the folder', () => {
     const { actions, seen } = setUp({});
     const buttons = compileActions(result(), actions);
     expect(buttons.map(b => b.label)).toEqual([
       'Open pipeline.py',
-      'Open README',
-      'Show in File Browser'
+      'Show Folder'
     ]);
     buttons.forEach(b => b.callback(new MouseEvent('click')));
     expect(seen).toEqual([
       'open build/churn-v2-kfp/pipeline.py ',
-      'open build/churn-v2-kfp/README.md Markdown Preview',
       'show build/churn-v2-kfp'
     ]);
     const bare = compileActions(result({ files: ['pipeline.yaml'] }), actions);
-    expect(bare.map(b => b.label)).toEqual(['Show in File Browser']);
+    expect(bare.map(b => b.label)).toEqual(['Show Folder']);
   });
 });
 
@@ -141,8 +139,7 @@ describe('the Compile flow', () => {
     });
     expect(update.actions?.map(a => a.label)).toEqual([
       'Open pipeline.py',
-      'Open README',
-      'Show in File Browser'
+      'Show Folder'
     ]);
   });
 

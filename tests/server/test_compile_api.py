@@ -187,7 +187,7 @@ async def test_a_build_folder_linking_out_of_the_root_is_refused(
 
 
 # --- compiling ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("target", ["kfp"])
+@pytest.mark.parametrize("target", ["kfp", "airflow"])
 async def test_compile_writes_what_the_cli_writes(jp_fetch: Any, root: Path, target: str) -> None:
     version = root / "pipelines" / "tiny" / "v1"
     sealed = digests(version)

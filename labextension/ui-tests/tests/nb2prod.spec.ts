@@ -762,7 +762,7 @@ test('Run on a notebook that was never exported says so and offers Export', asyn
   expect(server.started).toBe(0);
 });
 
-test('compile for Kubeflow Pipelines from the panel and the palette; the notification opens the files', async ({
+test('compile for Kubeflow Pipelines and Airflow from the panel and the palette; the notification opens the files', async ({
   page,
   tmpPath
 }) => {
@@ -841,4 +841,15 @@ test('compile for Kubeflow Pipelines from the panel and the palette; the notific
         .getByText(file, { exact: true })
     ).toBeVisible();
   }
+
+  // Airflow, from the palette: its DAG.
+  await page.notebook.activate(name);
+  await runFromPalette(page, 'Compile Pipeline for Airflow');
+  const airflow = page.getByRole('alert').filter({
+    hasText:
+      'Compiled iris_engines v1 for Airflow → build/iris_engines-v1-airflow/'
+  });
+  await expect(airflow).toBeVisible({ timeout: 60 * 1000 });
+  await airflow.getByRole('button', { name: 'Open dag.py' }).click();
+  await expect(page.getByRole('tab', { name: /dag\.py/ })).toBeVisible();
 });

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import Nb2prodError
 from .errors import ApiError
 from .paths import Root, inside
-from .runs import _version_dir
+from .runs import version_dir_of
 
 # One compile at a time per output folder: two requests for the same version and target would
 # otherwise write the same files at once.
@@ -67,7 +67,7 @@ def compile_request(root: Root, body: dict[str, Any]) -> dict[str, Any]:
     api_path = body.get("pipeline")
     pipeline_dir = root.resolve(api_path, "pipeline", kind="dir")
     assert isinstance(api_path, str)  # resolve refuses anything else
-    version_dir = _version_dir(root, api_path, pipeline_dir)
+    version_dir = version_dir_of(root, api_path, pipeline_dir)
     try:
         spec = load_pipeline(version_dir)
     except Nb2prodError as exc:

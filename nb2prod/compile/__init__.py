@@ -60,7 +60,13 @@ def compile_version(
     """Write ``spec`` compiled for ``target`` to ``out`` (default :func:`default_out`).
     Raises :class:`Nb2prodError` (exit 2), having written nothing, on bad input."""
     check_target(target)
-    out = default_out(spec, target) if out is None else out
+    if out is None:
+        from .common import project_root
+
+        # build/ of the project, also when the command runs elsewhere (PIPELINE absolute).
+        out = default_out(spec, target)
+        root = project_root(spec)
+        out = out if Path.cwd().resolve() == root else root / out
     if target == "kfp":
         from .kfp import compile_kfp
 

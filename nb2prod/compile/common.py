@@ -455,7 +455,8 @@ def check_out(out: Path, names: Iterable[str]) -> None:
             f"--out {out} is a file. Nothing was written. Fix: pass a folder that does not "
             "exist yet, or the folder an earlier compile wrote."
         )
-    ours = {PurePosixPath(n).parts[0] for n in names} | {"__pycache__"}
+    # Python's and JupyterLab's own litter (opening pipeline.py in Lab writes a checkpoint)
+    ours = {PurePosixPath(n).parts[0] for n in names} | {"__pycache__", ".ipynb_checkpoints"}
     others = sorted(p.name for p in target.iterdir() if p.name not in ours)
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")

@@ -173,7 +173,12 @@ def compile_kfp(spec: PipelineSpec, out: Path, image: str | None) -> CompileResu
 
 
 def _value(value: object, kind: str) -> str:
-    return f"`{json_default(value)}`" if kind == "json" else f"`{value!r}`"
+    return _cell(f"`{json_default(value)}`" if kind == "json" else f"`{value!r}`")
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a `|` would end the cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def readme(
@@ -211,9 +216,8 @@ def readme(
     for step in spec.steps:
         after = ", ".join(step.depends_on) or "-"
         params = ", ".join(step.parameters) or "-"
-        lines.append(
-            f"| `{step.name}` | {after} | {params} | {_engine_text(settings[step.name], image)} |"
-        )
+        engine = _cell(_engine_text(settings[step.name], image))
+        lines.append(f"| `{step.name}` | {after} | {params} | {engine} |")
     lines += [
         "",
         "## Parameters",

@@ -152,24 +152,26 @@ def _step_component(
     if params:
         yield from _values(params, kinds, "        ")
         yield '        params = Path(work, "params.yaml")'
-        yield "        params.write_text(yaml.safe_dump(values))"
+        yield "        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml"
+        yield "        params.write_text(yaml.safe_dump(values, sort_keys=False))"
         command += ['"-f"', "str(params)"]
     yield from _wrapped("command = [", command, "]", "        ", literal=True)
     yield f"        subprocess.run(command, cwd={PROJECT}, check=True)  # logs: the task's"
     yield f'        folder = run / "steps" / {py(step.name)}'
     yield f"        shutil.copytree(folder, {STEP_OUT}.path)"
-    yield '        for name, value in json.loads((folder / "metrics.json").read_text()).items():'
+    yield '        found = folder / "metrics.json"  # {metric: number}, if the step logs any'
+    yield (
+        "        for name, value in (json.loads(found.read_text()) if found.exists() else {})"
+        ".items():"
+    )
     yield f"            {METRICS_OUT}.log_metric(name, float(value))"
 
 
-def _track_component(spec: PipelineSpec, kinds: dict[str, str]) -> Iterator[str]:
-    args = [f"{PROJECT}: str", f"{TRACKING}: str", "run_id: str"]
+def _track_component(spec: PipelineSpec) -> Iterator[str]:
+    args = [f"{PROJECT}: str", f"{TRACKING}: str"]
     args += [f"{upstream_arg(s.name)}: dsl.Input[dsl.Dataset]" for s in spec.steps]
-    args += [f"{p}: {PY_TYPES[k]}" for p, k in kinds.items()]
     yield from _component_head("track", "", args)
     yield '    """The steps\' folders as one run folder, logged to MLflow by `nb2prod track`."""'
-    if "json" in kinds.values():
-        yield "    import json"
     yield "    import os"
     yield "    import shutil"
     yield "    import subprocess"
@@ -177,16 +179,11 @@ def _track_component(spec: PipelineSpec, kinds: dict[str, str]) -> Iterator[str]
     yield "    import tempfile"
     yield "    from pathlib import Path"
     yield ""
-    yield "    import yaml"
-    yield ""
     yield "    with tempfile.TemporaryDirectory() as work:"
-    yield "        run = Path(work, run_id)"
+    yield '        run = Path(work, "run")'
     for s in spec.steps:
         yield f'        shutil.copytree({upstream_arg(s.name)}.path, run / "steps" / {py(s.name)})'
-    yield "        # The run's parameters, in config.yaml as `nb2prod run` records them."
-    yield from _values(list(kinds), kinds, "        ")
-    yield "        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)"
-    yield '        (run / "config.yaml").write_text(config, encoding="utf-8")'
+    yield "        # run.json is made of the steps' records (step.json): what each ran with."
     yield f"        env = dict(os.environ, MLFLOW_TRACKING_URI={TRACKING})"
     yield '        command = [sys.executable, "-m", "nb2prod", "track", str(run)]'
     yield f"        subprocess.run(command, cwd={PROJECT}, env=env, check=True)"
@@ -261,6 +258,7 @@ def render_pipeline(
         "",
         "import argparse",
         "import json",
+        "import re",
         "import sys",
         "from pathlib import Path",
         "",
@@ -286,7 +284,7 @@ def render_pipeline(
         lines += ["", ""]
         lines += _step_component(spec, step.name, kinds, names, "" if own == image else own)
     lines += ["", ""]
-    lines += _track_component(spec, kinds)
+    lines += _track_component(spec)
     lines += ["", ""]
     description = f"{spec.name} v{spec.version}, exported by nb2prod from {spec.notebook}"
     lines += _wrapped(
@@ -310,9 +308,7 @@ def render_pipeline(
         lines += _settings_lines(var, settings[step.name])
     lines.append(f'    with dsl.If({TRACKING} != "", name="tracking"):')
     call = [f"{PROJECT}={PROJECT}", f"{TRACKING}={TRACKING}"]
-    call.append("run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER")
     call += [f'{upstream_arg(s.name)}={s.name}_task.outputs["{STEP_OUT}"]' for s in spec.steps]
-    call += [f"{p}={p}" for p in kinds]
     lines += _wrapped("track_task = track(", call, ")", "        ")
     lines.append("        track_task.set_caching_options(False)  # logging is never skipped")
     lines += ["", ""]
@@ -338,24 +334,30 @@ def parse_value(key: str, text: str) -> object:
         return value
     if kind in ("int", "float") and type(value).__name__ == kind:
         return value
-    raise ValueError(f"-p {key}={text}: {key} takes a {kind} value")
+    raise ValueError(f"-p {key}={text}: the value of {key} must be of type {kind}")
 
 
-def run_locally(arguments: dict, project: Path, outputs: Path) -> None:
+def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
-    metrics from its output folder."""
+    metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
     from kfp import local
 
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
-    pipeline(**arguments, nb2prod_project=str(project))
+    try:
+        pipeline(**arguments, nb2prod_project=str(project))
+    except RuntimeError as exc:  # kfp.local's "finished with status FAILURE", in colours
+        print(re.sub(r"\\x1b\\[[0-9;]*m", "", f"{exc} Its log is above."), file=sys.stderr)
+        return 1
     (run,) = set(outputs.iterdir()) - before
     for step, task in TASKS.items():
-        found = json.loads((run / task / "step_folder" / "metrics.json").read_text())
-        shown = ", ".join(f"{name}={value:g}" for name, value in found.items()) or "no metrics"
-        print(f"{step}: {shown}")
+        found = run / task / "step_folder" / "metrics.json"
+        values = json.loads(found.read_text()) if found.exists() else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        print(f"{step}: {shown or 'no metrics'}")
     print(f"Outputs: {run}")
+    return 0
 
 
 def main(argv: list | None = None) -> int:
@@ -383,8 +385,7 @@ def main(argv: list | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     project = args.project.resolve()
-    run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
-    return 0
+    return run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
 
 
 if __name__ == "__main__":

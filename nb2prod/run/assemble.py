@@ -22,7 +22,9 @@ from ..run_folder import (
     RUN_ID_RE,
     STEP_RECORD,
     STEPS,
+    config_path,
     record_path,
+    write_record,
 )
 from .record import RunData, RunRecord, StepError, StepRecord, now
 from .runner import RunResult, new_run_id
@@ -65,7 +67,13 @@ def track_run_folder(run_dir: Path) -> TrackResult:
             "pass the folder `nb2prod step ... --run-dir` wrote to (or a run folder of "
             "`nb2prod run`)."
         )
-    record = RunRecord(record_path(run_dir), _assemble(run_dir, steps))
+    data = _assemble(run_dir, steps)
+    if not config_path(run_dir).is_file():  # a folder assembled from artifacts (KFP) has none
+        import yaml
+
+        text = yaml.safe_dump(data.params, sort_keys=False, allow_unicode=True)
+        write_record(config_path(run_dir), text)
+    record = RunRecord(record_path(run_dir), data)
     try:
         return TrackResult(_log(run_dir, record))
     finally:

@@ -77,6 +77,8 @@ def test_steps_one_by_one_equal_a_run_and_track_like_one(project: Path) -> None:
     assert assembled["metrics"] == {"mean": 10.0}
     assert assembled["params"] == {"scale": 5, "mode": "ok"}
     assert assembled["overrides"] == {"scale": 5}
+    # The run folder's config.yaml holds the run's parameters (what MLflow logs as config).
+    assert "scale: 5" in (project / "engine-run" / "config.yaml").read_text()
     assert assembled["tracking"]["ok"] is True
 
     import mlflow

@@ -203,6 +203,7 @@ def test_outputs_are_written_whole_and_replace_only_an_earlier_compile(tmp_path:
     assert common.write_outputs(out, {"b.txt": "2", "a.txt": "1"}) == ("a.txt", "b.txt")
     assert (out / "a.txt").read_text() == "1"
     (out / "__pycache__").mkdir()  # left by importing pipeline.py: no one's work
+    (out / ".ipynb_checkpoints").mkdir()  # left by opening pipeline.py in JupyterLab
     common.write_outputs(out, {"a.txt": "one", "b.txt": "two"})  # an earlier compile: replaced
     assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["x"]  # no temporary left behind

@@ -134,3 +134,18 @@ def test_an_out_inside_the_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Nb2prodError, match="inside the version folder"):
         compile_version(spec, "kfp", out=spec.path / "kfp")
     assert tree(spec.path) == before
+
+
+def test_the_default_out_is_the_projects_build_folder_wherever_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    spec = export_cells(project, "ok", [("x = 1", ["parameters"]), ("y = x", ["step:a"])])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = compile_version(spec, "kfp")
+    assert result.out == project.resolve() / "build" / "ok-v1-kfp"
+    assert (result.out / "pipeline.yaml").is_file()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    # Written for the project's root all the same: the commands say build/ok-v1-kfp.
+    assert result.next_steps[0].startswith("python build/ok-v1-kfp/pipeline.py --local")

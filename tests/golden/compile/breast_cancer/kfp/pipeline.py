@@ -17,6 +17,7 @@ metrics of its steps:
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def preprocessing(
         run = Path(work, "run")
         values = {"test_size": test_size, "random_state": random_state}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -70,7 +72,8 @@ def preprocessing(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "preprocessing"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -99,7 +102,8 @@ def training(
         shutil.copytree(preprocessing_folder.path, run / "steps" / "preprocessing")
         values = {"random_state": random_state, "C": C, "max_iter": max_iter}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -115,7 +119,8 @@ def training(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "training"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -152,7 +157,8 @@ def evaluation(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "evaluation"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -160,14 +166,9 @@ def evaluation(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     preprocessing_folder: dsl.Input[dsl.Dataset],
     training_folder: dsl.Input[dsl.Dataset],
     evaluation_folder: dsl.Input[dsl.Dataset],
-    test_size: float,
-    random_state: int,
-    C: float,
-    max_iter: int,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
     import os
@@ -177,22 +178,12 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(preprocessing_folder.path, run / "steps" / "preprocessing")
         shutil.copytree(training_folder.path, run / "steps" / "training")
         shutil.copytree(evaluation_folder.path, run / "steps" / "evaluation")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {
-            "test_size": test_size,
-            "random_state": random_state,
-            "C": C,
-            "max_iter": max_iter,
-        }
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -229,14 +220,9 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             preprocessing_folder=preprocessing_task.outputs["step_folder"],
             training_folder=training_task.outputs["step_folder"],
             evaluation_folder=evaluation_task.outputs["step_folder"],
-            test_size=test_size,
-            random_state=random_state,
-            C=C,
-            max_iter=max_iter,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 
@@ -257,24 +243,30 @@ def parse_value(key: str, text: str) -> object:
         return value
     if kind in ("int", "float") and type(value).__name__ == kind:
         return value
-    raise ValueError(f"-p {key}={text}: {key} takes a {kind} value")
+    raise ValueError(f"-p {key}={text}: the value of {key} must be of type {kind}")
 
 
-def run_locally(arguments: dict, project: Path, outputs: Path) -> None:
+def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
-    metrics from its output folder."""
+    metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
     from kfp import local
 
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
-    pipeline(**arguments, nb2prod_project=str(project))
+    try:
+        pipeline(**arguments, nb2prod_project=str(project))
+    except RuntimeError as exc:  # kfp.local's "finished with status FAILURE", in colours
+        print(re.sub(r"\x1b\[[0-9;]*m", "", f"{exc} Its log is above."), file=sys.stderr)
+        return 1
     (run,) = set(outputs.iterdir()) - before
     for step, task in TASKS.items():
-        found = json.loads((run / task / "step_folder" / "metrics.json").read_text())
-        shown = ", ".join(f"{name}={value:g}" for name, value in found.items()) or "no metrics"
-        print(f"{step}: {shown}")
+        found = run / task / "step_folder" / "metrics.json"
+        values = json.loads(found.read_text()) if found.exists() else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        print(f"{step}: {shown or 'no metrics'}")
     print(f"Outputs: {run}")
+    return 0
 
 
 def main(argv: list | None = None) -> int:
@@ -302,8 +294,7 @@ def main(argv: list | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     project = args.project.resolve()
-    run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
-    return 0
+    return run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
 
 
 if __name__ == "__main__":

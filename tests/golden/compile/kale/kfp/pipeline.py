@@ -17,6 +17,7 @@ metrics of its steps:
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def load(
         run = Path(work, "run")
         values = {"n": n, "weights": json.loads(weights)}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -70,7 +72,8 @@ def load(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "load"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -105,7 +108,8 @@ def train(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "train"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -113,14 +117,10 @@ def train(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     load_folder: dsl.Input[dsl.Dataset],
     train_folder: dsl.Input[dsl.Dataset],
-    n: int,
-    weights: str,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
-    import json
     import os
     import shutil
     import subprocess
@@ -128,16 +128,11 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(load_folder.path, run / "steps" / "load")
         shutil.copytree(train_folder.path, run / "steps" / "train")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {"n": n, "weights": json.loads(weights)}
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -170,11 +165,8 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             load_folder=load_task.outputs["step_folder"],
             train_folder=train_task.outputs["step_folder"],
-            n=n,
-            weights=weights,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 
@@ -195,24 +187,30 @@ def parse_value(key: str, text: str) -> object:
         return value
     if kind in ("int", "float") and type(value).__name__ == kind:
         return value
-    raise ValueError(f"-p {key}={text}: {key} takes a {kind} value")
+    raise ValueError(f"-p {key}={text}: the value of {key} must be of type {kind}")
 
 
-def run_locally(arguments: dict, project: Path, outputs: Path) -> None:
+def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
-    metrics from its output folder."""
+    metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
     from kfp import local
 
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
-    pipeline(**arguments, nb2prod_project=str(project))
+    try:
+        pipeline(**arguments, nb2prod_project=str(project))
+    except RuntimeError as exc:  # kfp.local's "finished with status FAILURE", in colours
+        print(re.sub(r"\x1b\[[0-9;]*m", "", f"{exc} Its log is above."), file=sys.stderr)
+        return 1
     (run,) = set(outputs.iterdir()) - before
     for step, task in TASKS.items():
-        found = json.loads((run / task / "step_folder" / "metrics.json").read_text())
-        shown = ", ".join(f"{name}={value:g}" for name, value in found.items()) or "no metrics"
-        print(f"{step}: {shown}")
+        found = run / task / "step_folder" / "metrics.json"
+        values = json.loads(found.read_text()) if found.exists() else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        print(f"{step}: {shown or 'no metrics'}")
     print(f"Outputs: {run}")
+    return 0
 
 
 def main(argv: list | None = None) -> int:
@@ -240,8 +238,7 @@ def main(argv: list | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     project = args.project.resolve()
-    run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
-    return 0
+    return run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ metrics of its steps:
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def prepare(
             "features_to_drop": json.loads(features_to_drop),
         }
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -91,7 +93,8 @@ def prepare(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "prepare"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -119,7 +122,8 @@ def random_forest(
         shutil.copytree(prepare_folder.path, run / "steps" / "prepare")
         values = {"random_state": random_state, "rf_params": json.loads(rf_params)}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -135,7 +139,8 @@ def random_forest(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "random_forest"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -168,7 +173,8 @@ def gradient_boosting(
             "gb_learning_rate": gb_learning_rate,
         }
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -184,7 +190,8 @@ def gradient_boosting(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "gradient_boosting"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -215,7 +222,8 @@ def compare(
         shutil.copytree(gradient_boosting_folder.path, run / "steps" / "gradient_boosting")
         values = {"average": average}
         params = Path(work, "params.yaml")
-        params.write_text(yaml.safe_dump(values))
+        # sort_keys=False: a dict parameter keeps its keys' order, as in config.yaml
+        params.write_text(yaml.safe_dump(values, sort_keys=False))
         command = [
             sys.executable,
             "-m",
@@ -231,7 +239,8 @@ def compare(
         subprocess.run(command, cwd=nb2prod_project, check=True)  # logs: the task's
         folder = run / "steps" / "compare"
         shutil.copytree(folder, step_folder.path)
-        for name, value in json.loads((folder / "metrics.json").read_text()).items():
+        found = folder / "metrics.json"  # {metric: number}, if the step logs any
+        for name, value in (json.loads(found.read_text()) if found.exists() else {}).items():
             metrics.log_metric(name, float(value))
 
 
@@ -239,22 +248,12 @@ def compare(
 def track(
     nb2prod_project: str,
     mlflow_tracking_uri: str,
-    run_id: str,
     prepare_folder: dsl.Input[dsl.Dataset],
     random_forest_folder: dsl.Input[dsl.Dataset],
     gradient_boosting_folder: dsl.Input[dsl.Dataset],
     compare_folder: dsl.Input[dsl.Dataset],
-    test_size: float,
-    random_state: int,
-    stratify: bool,
-    features_to_drop: str,
-    rf_params: str,
-    gb_n_estimators: int,
-    gb_learning_rate: float,
-    average: str,
 ):
     """The steps' folders as one run folder, logged to MLflow by `nb2prod track`."""
-    import json
     import os
     import shutil
     import subprocess
@@ -262,27 +261,13 @@ def track(
     import tempfile
     from pathlib import Path
 
-    import yaml
-
     with tempfile.TemporaryDirectory() as work:
-        run = Path(work, run_id)
+        run = Path(work, "run")
         shutil.copytree(prepare_folder.path, run / "steps" / "prepare")
         shutil.copytree(random_forest_folder.path, run / "steps" / "random_forest")
         shutil.copytree(gradient_boosting_folder.path, run / "steps" / "gradient_boosting")
         shutil.copytree(compare_folder.path, run / "steps" / "compare")
-        # The run's parameters, in config.yaml as `nb2prod run` records them.
-        values = {
-            "test_size": test_size,
-            "random_state": random_state,
-            "stratify": stratify,
-            "features_to_drop": json.loads(features_to_drop),
-            "rf_params": json.loads(rf_params),
-            "gb_n_estimators": gb_n_estimators,
-            "gb_learning_rate": gb_learning_rate,
-            "average": average,
-        }
-        config = yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
-        (run / "config.yaml").write_text(config, encoding="utf-8")
+        # run.json is made of the steps' records (step.json): what each ran with.
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_tracking_uri)
         command = [sys.executable, "-m", "nb2prod", "track", str(run)]
         subprocess.run(command, cwd=nb2prod_project, env=env, check=True)
@@ -335,19 +320,10 @@ def pipeline(
         track_task = track(
             nb2prod_project=nb2prod_project,
             mlflow_tracking_uri=mlflow_tracking_uri,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             prepare_folder=prepare_task.outputs["step_folder"],
             random_forest_folder=random_forest_task.outputs["step_folder"],
             gradient_boosting_folder=gradient_boosting_task.outputs["step_folder"],
             compare_folder=compare_task.outputs["step_folder"],
-            test_size=test_size,
-            random_state=random_state,
-            stratify=stratify,
-            features_to_drop=features_to_drop,
-            rf_params=rf_params,
-            gb_n_estimators=gb_n_estimators,
-            gb_learning_rate=gb_learning_rate,
-            average=average,
         )
         track_task.set_caching_options(False)  # logging is never skipped
 
@@ -368,24 +344,30 @@ def parse_value(key: str, text: str) -> object:
         return value
     if kind in ("int", "float") and type(value).__name__ == kind:
         return value
-    raise ValueError(f"-p {key}={text}: {key} takes a {kind} value")
+    raise ValueError(f"-p {key}={text}: the value of {key} must be of type {kind}")
 
 
-def run_locally(arguments: dict, project: Path, outputs: Path) -> None:
+def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
-    metrics from its output folder."""
+    metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
     from kfp import local
 
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))
-    pipeline(**arguments, nb2prod_project=str(project))
+    try:
+        pipeline(**arguments, nb2prod_project=str(project))
+    except RuntimeError as exc:  # kfp.local's "finished with status FAILURE", in colours
+        print(re.sub(r"\x1b\[[0-9;]*m", "", f"{exc} Its log is above."), file=sys.stderr)
+        return 1
     (run,) = set(outputs.iterdir()) - before
     for step, task in TASKS.items():
-        found = json.loads((run / task / "step_folder" / "metrics.json").read_text())
-        shown = ", ".join(f"{name}={value:g}" for name, value in found.items()) or "no metrics"
-        print(f"{step}: {shown}")
+        found = run / task / "step_folder" / "metrics.json"
+        values = json.loads(found.read_text()) if found.exists() else {}
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        print(f"{step}: {shown or 'no metrics'}")
     print(f"Outputs: {run}")
+    return 0
 
 
 def main(argv: list | None = None) -> int:
@@ -413,8 +395,7 @@ def main(argv: list | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     project = args.project.resolve()
-    run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
-    return 0
+    return run_locally(arguments, project, args.outputs or project / ".nb2prod" / "kfp-local")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import Nb2prodError
 from ..pipeline import PipelineSpec
+from ..version_folder import CONFIG, config_help
 from . import CompileResult
 from .airflow_text import dag_text, readme_text
 from .common import (
@@ -126,18 +125,8 @@ def _params(
 
 
 def _config_help(spec: PipelineSpec) -> dict[str, str]:
-    """The help text of each parameter: the comment nb2prod writes above its key in config.yaml.
-    (``nb2prod.catalog.config_help`` reads the same for the UIs; compile may not import it.)"""
-    text = (spec.path / "config.yaml").read_text(encoding="utf-8")
-    node = yaml.compose(text)
-    lines = text.splitlines()
-    found: dict[str, str] = {}
-    for key, _ in node.value if isinstance(node, yaml.MappingNode) else []:
-        line = key.start_mark.line
-        above = lines[line - 1] if line > 0 else ""
-        if isinstance(key, yaml.ScalarNode) and above.startswith("# "):
-            found[str(key.value)] = above[2:].strip()
-    return found
+    """The help text of each parameter, from the comments of the version's config.yaml."""
+    return config_help((spec.path / CONFIG).read_text(encoding="utf-8"))
 
 
 def _example_conf(spec: PipelineSpec, kinds: dict[str, str]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def test_an_unknown_target_is_refused(tmp_path: Path) -> None:
     assert "'argo'" in message and "--target kfp" in message and "--target airflow" in message
 
 
-@pytest.mark.parametrize("target", ["kfp"])
+@pytest.mark.parametrize("target", ["kfp", "airflow"])
 def test_a_malformed_resource_is_refused_naming_the_step_and_the_fix(
     tmp_path: Path, target: str
 ) -> None:

@@ -150,15 +150,19 @@ def _run_shared(spec: PipelineSpec, executor: Any, job: dict[str, Any]) -> bool:
     _say(f"Shared steps ({names}): computed once, then reused by every point.")
     outcome = executor.run([job], lambda i, o: None)[0] or {}
     if outcome.get("status") == "succeeded":
-        cached = all(s == "cached" for s in (outcome.get("steps") or {}).values())
-        how = "already cached" if cached else "done"
+        states = {s for s in (outcome.get("steps") or {}).values() if s != "skipped"}
+        how = "already cached" if states == {"cached"} else "done"
         _say(f"Shared steps: {how} (run {outcome.get('id')}).")
         return True
-    _say(
-        f"Shared steps failed, so no point ran: {outcome.get('error') or outcome.get('status')}"
-        f" (run {outcome.get('id') or '-'}). Fix: make `nb2prod run {spec.path} --steps "
-        f"{','.join(job['steps'])}` succeed, then sweep again."
-    )
+    problem = str(outcome.get("error") or outcome.get("status"))
+    if outcome.get("id"):
+        problem += f" (run {outcome['id']})"
+    if outcome.get("status") == "failed":  # the steps themselves, not where they ran
+        steps = ",".join(job["steps"])
+        problem += (
+            f". Fix: make `nb2prod run {spec.path} --steps {steps}` succeed, then sweep again."
+        )
+    _say(f"Shared steps did not succeed, so no point ran: {problem}")
     return False
 
 

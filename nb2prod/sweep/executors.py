@@ -83,7 +83,7 @@ class DaskExecutor:
             for i, job in enumerate(jobs)
         }
         try:
-            for future in as_completed(list(futures)):
+            for future in as_completed(list(futures), loop=self.client.loop):
                 i = futures[future]
                 try:
                     results[i] = future.result()
@@ -100,15 +100,17 @@ class DaskExecutor:
 
 
 def _task_error(job: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-    """A task that raised on its worker: nb2prod missing there, or the worker lost."""
-    text = f"{type(exc).__name__}: {exc}"
-    fix = (
-        "Fix: install nb2prod (and the pipeline's requirements.txt) on every worker."
-        if isinstance(exc, ModuleNotFoundError)
-        else "Fix: check the workers' logs; a worker may have run out of memory."
-    )
-    message = f"the Dask task of this run failed ({text}). {fix}"
-    return {"id": job["run_id"], "status": "error", "exit_code": 1, "error": message}
+    """A task that raised on its worker: nb2prod missing or different there, or the worker
+    lost (Dask retries a task whose worker died, then gives up)."""
+    text = _first_line(exc)
+    if isinstance(exc, ImportError) or "deserializ" in text.lower():
+        why = "the worker could not load nb2prod's task, so its Python differs from this one"
+        fix = "install this nb2prod (and the pipeline's requirements.txt) on every worker"
+    else:
+        why = f"the Dask task failed ({type(exc).__name__}: {text})"
+        fix = "check the workers' logs (a worker may have run out of memory), then sweep again"
+    message = f"{why}. Fix: {fix}."
+    return {"id": None, "status": "error", "exit_code": 1, "error": message}
 
 
 def connect(address: str) -> DaskExecutor:

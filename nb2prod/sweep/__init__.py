@@ -99,6 +99,7 @@ def _sweep(
     )
     outcomes: list[dict[str, Any] | None] = [None] * len(points)
     interrupted = False
+    started = time.monotonic()
     try:
         shared = shared_steps(spec, grid.names) if len(points) > 1 else []
         if shared and not _run_shared(spec, executor, job({}, {}, shared)):
@@ -106,7 +107,6 @@ def _sweep(
         else:
             if store is not None:
                 store.join()
-            started = time.monotonic()
             jobs = [job(p, {f"{SWEEP_TAG}.{k}": _tag(v) for k, v in p.items()}) for p in points]
 
             def done(i: int, outcome: dict[str, Any]) -> None:

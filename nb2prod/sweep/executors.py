@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..errors import Nb2prodError
-from .jobs import interrupt_children, run_job
+from .jobs import close_servers, interrupt_children, prestart, run_job
 
 #: Seconds to reach the scheduler and find a worker; an unreachable cluster fails this fast.
 CONNECT_TIMEOUT = 5.0
@@ -34,12 +34,14 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Up to ``parallel`` runs at a time, each in a process of its own, on this machine."""
+    """Up to ``parallel`` runs at a time on this machine, each in a point server of its own
+    (:mod:`nb2prod.sweep.jobs`), started now so that their imports overlap the first run."""
 
     def __init__(self, parallel: int) -> None:
         self.parallel = parallel
         self.where = f"on this machine, {parallel} at a time"
         self.pool = concurrent.futures.ThreadPoolExecutor(parallel, "nb2prod-sweep")
+        prestart(parallel)
 
     def run(self, jobs: Sequence[dict[str, Any]], done: Done) -> list[dict[str, Any] | None]:
         results: list[dict[str, Any] | None] = [None] * len(jobs)
@@ -64,6 +66,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        close_servers()
 
 
 class DaskExecutor:

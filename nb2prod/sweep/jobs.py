@@ -1,12 +1,12 @@
-"""One task of a sweep: a whole run in a Python process of its own, wherever the task runs.
+"""One task of a sweep: a whole run in a warm Python process of its own, wherever the task runs.
 
-:func:`run_job` is what a local thread or a Dask worker calls. It starts
-``python -m nb2prod.sweep.point`` (see :mod:`nb2prod.sweep.point`) in the sweep's project folder
-and answers with that run's outcome as plain JSON data. A process per run because
-``run_pipeline`` owns process-wide things (its kernels, the zygote they fork from, signal
-handlers, ``os.environ`` for MLflow) and a Dask worker runs tasks side by side in threads, in
-daemon processes that may not start multiprocessing children; and because the run's folder and
-MLflow store must be found from the project folder, not from wherever the worker started.
+:func:`run_job` is what a local thread or a Dask worker's thread calls. It hands the job to an
+idle point server of this process (:mod:`nb2prod.sweep.point`; one is started when none is
+idle) and answers with that run's outcome as plain JSON data. A server runs one job at a time,
+in the job's project folder with the job's environment, so runs never share a working folder,
+environment or signal handlers, while the seconds of imports are paid once per server, not once
+per run. Locally the executor starts its servers ahead (:func:`prestart`) and stops them at the
+end (:func:`close_servers`); on a Dask worker they end on their own once idle.
 
 Also here: which steps a sweep shares between its points (:func:`shared_steps`).
 """
@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,12 +29,9 @@ from typing import Any
 
 from ..pipeline import PipelineSpec
 
-#: The last line a point process prints on its standard output starts with this.
+#: A point server's answers are the lines starting with this.
 RESULT_PREFIX = "nb2prod-sweep-result: "
-STDERR_TAIL = 1500  # characters of a crashed point process's standard error kept in the message
-
-_children: set[subprocess.Popen[str]] = set()  # the point processes running in this process
-_children_lock = threading.Lock()
+STDERR_TAIL = 1500  # characters of a dead server's standard error kept in the message
 
 
 @dataclass(frozen=True)
@@ -64,56 +62,133 @@ def shared_steps(spec: PipelineSpec, swept: Iterable[str]) -> list[str]:
     return [s.name for s in spec.steps if s.name not in varying | uncached]
 
 
+class PointServer:
+    """A ``python -m nb2prod.sweep.point`` process and the end of it that sends it jobs."""
+
+    def __init__(self) -> None:
+        # Its standard error (kernels' and libraries' noise) goes to a file, read back only to
+        # explain a server that died: appended to, so reading never moves the writer; unlinked
+        # at once, so nothing is left behind however the server ends.
+        fd, log = tempfile.mkstemp(prefix="nb2prod-sweep-", suffix=".log")
+        os.close(fd)
+        try:
+            self.errors = open(log, "rb")  # noqa: SIM115 - kept open for the server's life
+            with open(log, "ab") as errors:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "nb2prod.sweep.point"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    text=True,
+                )
+        finally:
+            os.unlink(log)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        written = os.fstat(self.errors.fileno()).st_size
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+            while True:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if line.startswith(RESULT_PREFIX):
+                    answer: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+                    return answer
+        except (OSError, ValueError):
+            pass  # the server died
+        self.errors.seek(written)
+        tail = self.errors.read().decode("utf-8", "replace").strip()[-STDERR_TAIL:]
+        code = self.proc.wait()
+        return _problem(
+            job,
+            f"the run's process on {socket.gethostname()} ended with exit code {code} without "
+            "a result" + (f": {tail}" if tail else "."),
+        )
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.send_signal(signal.SIGINT)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # end of input: the server ends
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.errors.close()
+
+
+_idle: list[PointServer] = []  # this process's servers waiting for a job
+_busy: set[PointServer] = set()
+_lock = threading.Lock()
+
+
+def prestart(count: int) -> None:
+    """Start servers ahead, so their imports overlap whatever runs first."""
+    servers = [PointServer() for _ in range(count)]
+    with _lock:
+        _idle.extend(servers)
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run ``job`` (a :class:`Job` as JSON data) in a process of its own; its outcome, as
-    :func:`nb2prod.sweep.point.outcome` words it. Never raises for a failed run."""
-    host = socket.gethostname()
+    """Run ``job`` (a :class:`Job` as JSON data) on an idle point server of this process; its
+    outcome, as :func:`nb2prod.sweep.point.outcome` words it. Never raises for a failed run."""
     cwd = Path(job["cwd"])
     if not (cwd / job["version_dir"]).is_dir():  # version_dir is absolute: the join keeps it
         return _problem(
             job,
-            f"the project folder {cwd} (or its pipeline {job['version_dir']}) is not on {host}. "
-            "Fix: make the project folder available at the same path on every Dask worker "
-            "(a shared mount), or run the sweep without --cluster.",
+            f"the project folder {cwd} (or its pipeline {job['version_dir']}) is not on "
+            f"{socket.gethostname()}. Fix: make the project folder available at the same path "
+            "on every Dask worker (a shared mount), or run the sweep without --cluster.",
         )
+    with _lock:
+        while _idle and not _idle[-1].alive():  # ended while idle (on a Dask worker)
+            _idle.pop().close()
+        server = _idle.pop() if _idle else None
+    if server is None:
+        try:
+            server = PointServer()
+        except OSError as exc:
+            return _problem(job, f"could not start Python on {socket.gethostname()} ({exc}).")
+    with _lock:
+        _busy.add(server)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nb2prod.sweep.point"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env={**os.environ, **job.get("env", {})},
-            text=True,
-        )
-    except OSError as exc:
-        return _problem(job, f"could not start Python on {host} ({exc}).")
-    with _children_lock:
-        _children.add(proc)
-    try:
-        stdout, stderr = proc.communicate(json.dumps(job))
+        return server.run(job)
     finally:
-        with _children_lock:
-            _children.discard(proc)
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    tail = stderr.strip()[-STDERR_TAIL:]
-    return _problem(
-        job,
-        f"the run's process on {host} ended with exit code {proc.returncode} without a result"
-        + (f": {tail}" if tail else "."),
-    )
+        with _lock:
+            _busy.discard(server)
+            if server.alive():
+                _idle.append(server)
+            else:
+                server.close()
 
 
 def interrupt_children() -> None:
     """Pass Ctrl-C on to the runs under way, which then stop and record themselves as
     interrupted (when Ctrl-C came from a terminal, they had it already; twice does no harm)."""
-    with _children_lock:
-        for proc in _children:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGINT)
+    with _lock:
+        for server in _busy:
+            server.interrupt()
+
+
+def close_servers() -> None:
+    """Stop this process's idle servers (those still running a job stop when it ends)."""
+    with _lock:
+        servers = list(_idle)
+        _idle.clear()
+    for server in servers:
+        server.close()
 
 
 def _problem(job: dict[str, Any], message: str) -> dict[str, Any]:

@@ -150,10 +150,11 @@ def main() -> None:
         f"\nSweep of {count} points of breast_cancer ({', '.join(grid)}), {os.cpu_count()} CPUs, "
         f"best of {args.repeat}; LocalCluster started in {started:.1f}s (not counted)\n"
     )
-    print(f"{'':<58}{'wall':>8}{'runs/min':>10}{'x pm 1':>8}{f'x pm {n}':>8}")
+    width = max(map(len, rows)) + 2
+    print(f"{'':<{width}}{'wall':>8}{'runs/min':>10}{'x pm 1':>8}{f'x pm {n}':>8}")
     for name, seconds in rows.items():
         print(
-            f"{name:<58}{seconds:>7.1f}s{count * 60 / seconds:>10.1f}"
+            f"{name:<{width}}{seconds:>7.1f}s{count * 60 / seconds:>10.1f}"
             f"{base / seconds:>8.2f}{parallel_base / seconds:>8.2f}"
         )
     print("\nx pm 1 / x pm N: runs per minute as a multiple of papermill's, one at a time / N.")

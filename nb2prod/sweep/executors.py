@@ -7,6 +7,7 @@ Dask is imported only by :func:`connect`, that is only with ``--cluster``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -75,6 +76,11 @@ class DaskExecutor:
     def __init__(self, client: Any, address: str) -> None:
         self.client = client
         self.where = f"on the Dask cluster at {address}"
+        # A warm point server per worker thread, importing while the shared steps run. A
+        # worker that cannot (nb2prod missing there) says so when its task fails.
+        for worker, threads in client.nthreads().items():
+            with contextlib.suppress(Exception):
+                client.run(prestart, threads, workers=[worker], wait=False)
 
     def run(self, jobs: Sequence[dict[str, Any]], done: Done) -> list[dict[str, Any] | None]:
         from distributed import as_completed

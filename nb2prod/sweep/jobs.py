@@ -135,8 +135,15 @@ _lock = threading.Lock()
 
 
 def prestart(count: int) -> None:
-    """Start servers ahead, so their imports overlap whatever runs first."""
-    servers = [PointServer() for _ in range(count)]
+    """Have ``count`` servers in this process, starting those missing now, so that their
+    imports overlap whatever runs first (a Dask worker may have some left from a sweep)."""
+    with _lock:
+        ended = [s for s in _idle if not s.alive()]  # idle too long, on a Dask worker
+        _idle[:] = [s for s in _idle if s not in ended]
+        missing = count - len(_idle) - len(_busy)
+    for server in ended:
+        server.close()
+    servers = [PointServer() for _ in range(max(0, missing))]
     with _lock:
         _idle.extend(servers)
 

@@ -10,6 +10,7 @@ its own (:mod:`.jobs`), tagged in run.json and MLflow with the sweep's id and it
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -50,10 +51,13 @@ def sweep_command(
         from .executors import LocalExecutor
 
         executor = LocalExecutor(parallel or os.cpu_count() or 1)
+    # SIGTERM stops a sweep as Ctrl-C does: no new run, those under way end interrupted.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _sweep(spec, points, executor, home, sort, as_json, track)
     finally:
         executor.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep(
@@ -198,6 +202,10 @@ def _create_store(uri: str) -> None:
     from ..tracking.mlflow_log import Tracker
 
     Tracker(uri, models=False).warm_store()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _say(text: str) -> None:

@@ -53,13 +53,13 @@ class LocalExecutor:
                 results[i] = future.result()
                 done(i, results[i] or {})
         except KeyboardInterrupt:
-            # The runs under way stop their kernels and record themselves as interrupted
-            # (Ctrl-C reached them too; a signal sent to this process alone is passed on).
+            # No other run starts; those under way stop their kernels and record themselves as
+            # interrupted, and their outcomes still come in.
             for future in futures:
                 future.cancel()
             interrupt_children()
             for future, i in futures.items():
-                if not future.cancelled():
+                if results[i] is None and not future.cancelled():
                     results[i] = future.result()
                     done(i, results[i] or {})
             raise
@@ -100,6 +100,8 @@ class DaskExecutor:
                     results[i] = _task_error(jobs[i], exc)
                 done(i, results[i] or {})
         except KeyboardInterrupt:
+            # No other run starts; those under way on the workers finish (interrupting them
+            # could stop another sweep's runs sharing a worker).
             self.client.cancel(list(futures))
             raise
         return results

@@ -80,6 +80,9 @@ class PointServer:
                     stdout=subprocess.PIPE,
                     stderr=errors,
                     text=True,
+                    # Out of the terminal's process group: Ctrl-C reaches the sweep, which
+                    # passes it on once to the servers running a job (interrupt_children).
+                    start_new_session=True,
                 )
         finally:
             os.unlink(log)
@@ -182,8 +185,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def interrupt_children() -> None:
-    """Pass Ctrl-C on to the runs under way, which then stop and record themselves as
-    interrupted (when Ctrl-C came from a terminal, they had it already; twice does no harm)."""
+    """Pass Ctrl-C on to the runs under way, once: they stop and record themselves as
+    interrupted. (Once: a second SIGINT while the runner handles the first can hang it.)"""
     with _lock:
         for server in _busy:
             server.interrupt()

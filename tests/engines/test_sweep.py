@@ -15,15 +15,20 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, run_cli, write_notebook
+from conftest import REPO, nb2prod_command, own_processes, run_cli, write_notebook
 
 pytestmark = pytest.mark.timeout(900)
 
 SMALL = [
-    ("scale = 2.0  # multiplies the data\nmode = 'ok'  # 'raise' fails training", ["parameters"]),
+    (
+        "scale = 2.0  # multiplies the data\nmode = 'ok'  # 'raise' fails training\n"
+        "delay = 0.0  # seconds training sleeps",
+        ["parameters"],
+    ),
     ("data = [1, 2, 3]", ["preprocessing"]),
     (
-        "if mode == 'raise':\n    raise ValueError('bad mode')\ntotal = sum(data) * scale",
+        "import time\n\ntime.sleep(delay)\nif mode == 'raise':\n    raise ValueError('bad mode')\n"
+        "total = sum(data) * scale",
         ["training"],
     ),
     ("mean = total / len(data)", ["evaluation", "metrics"]),
@@ -220,3 +225,52 @@ def test_bad_input_is_refused_before_anything_runs(small: Path) -> None:
     )
     assert "pip install 'nb2prod[dask]'" in message
     assert not (small / ".nb2prod").exists() and not (small / "mlflow.db").exists()
+
+
+def test_ctrl_c_stops_the_runs_under_way_and_starts_no_other(small: Path) -> None:
+    before = set(own_processes())
+    proc = subprocess.Popen(
+        [
+            *nb2prod_command(),
+            "sweep",
+            "small",
+            "-p",
+            "delay=60,61,62,63",
+            "--parallel",
+            "2",
+            "--no-track",
+        ],
+        cwd=small,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal's Ctrl-C: SIGINT to the whole process group
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the points start once the shared step is done
+        seen.append(line)
+        if line.startswith("Shared steps: done"):
+            break
+    time.sleep(5)  # the first two points are in their training step's sleep
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + out + err
+    # The first two points were running; the others never started ("not run").
+    assert [line.split()[1] for line in out.splitlines()[1:]] == [
+        "interrupted",
+        "interrupted",
+        "not",
+        "not",
+    ], out
+    assert "4 points: 2 interrupted, 2 not run" in err
+    interrupted = [r for r in runs(small).values() if r["status"] == "interrupted"]
+    assert len(interrupted) == 2
+    assert all(r["steps"]["training"]["state"] == "interrupted" for r in interrupted)
+    deadline = time.monotonic() + 20
+    while set(own_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not set(own_processes()) - before, own_processes()

@@ -1,10 +1,17 @@
 """``nb2prod sweep``: a grid of whole runs, locally or on a Dask cluster.
 
 Before anything runs, everything the user typed is checked (the pipeline, the grid in
-:mod:`.grid`, ``--sort`` in :mod:`.report`, the cluster in :mod:`.executors`). Then the steps
-that no swept parameter reaches run once (:func:`.jobs.shared_steps`), so that every point
-reuses them from the cache, and the points run, each a whole ``nb2prod run`` in a process of
-its own (:mod:`.jobs`), tagged in run.json and MLflow with the sweep's id and its parameters.
+:mod:`.grid`, ``--sort`` in :mod:`.report`, the cluster in :mod:`.executors`); a problem is an
+exit 2 with nothing written. Then the steps that no swept parameter reaches run once
+(:func:`.jobs.shared_steps`), so that every point reuses them from the cache, and the points
+run, each a whole ``nb2prod run`` in a warm process of its own (:mod:`.jobs`,
+:mod:`.point`), tagged in run.json and MLflow with the sweep's id (``nb2prod.sweep``) and its
+values (``nb2prod.sweep.<parameter>``).
+
+On a Dask cluster (``--cluster``), the workers must see the project folder (the folder the
+sweep starts in, holding ``pipelines/`` and ``.nb2prod/``) at the same path, through a shared
+mount, with nb2prod and the version's requirements installed; a local SQLite MLflow store must
+be on that mount too, or ``MLFLOW_TRACKING_URI`` must name a tracking server.
 """
 
 from __future__ import annotations
@@ -21,9 +28,19 @@ import click
 
 from ..pipeline import PipelineSpec, load_pipeline
 from ..run_folder import runs_dir, runs_home
+from .executors import Executor
 from .grid import Grid, parse_grid
 from .jobs import Job, shared_steps
-from .report import Row, as_json, known_metrics, parse_sort, point_label, sort_rows, table
+from .report import (
+    Row,
+    SortKey,
+    as_json,
+    known_metrics,
+    parse_sort,
+    point_label,
+    sort_rows,
+    table,
+)
 
 SWEEP_TAG = "nb2prod.sweep"  # the sweep's id; nb2prod.sweep.<parameter>: the point's values
 
@@ -46,7 +63,7 @@ def sweep_command(
     if cluster is not None:
         from .executors import connect
 
-        executor: Any = connect(cluster)
+        executor: Executor = connect(cluster)
     else:
         from .executors import LocalExecutor
 
@@ -63,9 +80,9 @@ def sweep_command(
 def _sweep(
     spec: PipelineSpec,
     grid: Grid,
-    executor: Any,
+    executor: Executor,
     home: Path,
-    sort: Any,
+    sort: SortKey | None,
     json_out: bool,
     track: bool,
 ) -> int:
@@ -77,10 +94,12 @@ def _sweep(
     if track:
         from ..tracking.mlflow_log import absolute_tracking_uri
 
-        env["MLFLOW_TRACKING_URI"] = absolute_tracking_uri()
-        # Runs writing to one SQLite store at once are fine once it exists; creating it is not.
-        store = threading.Thread(target=_create_store, args=(env["MLFLOW_TRACKING_URI"],))
-        store.start()
+        uri = env["MLFLOW_TRACKING_URI"] = absolute_tracking_uri()
+        if uri.startswith("sqlite:"):
+            # Runs writing to one SQLite store at once are fine once it exists; creating it is
+            # not (MLflow's table creation), so it is created now, while the shared steps run.
+            store = threading.Thread(target=_create_store, args=(uri,))
+            store.start()
     points = grid.points()
 
     def job(
@@ -148,7 +167,7 @@ def _sweep(
     return 0
 
 
-def _run_shared(spec: PipelineSpec, executor: Any, job: dict[str, Any]) -> bool:
+def _run_shared(spec: PipelineSpec, executor: Executor, job: dict[str, Any]) -> bool:
     """Compute the steps every point shares, once; whether they succeeded."""
     names = ", ".join(job["steps"])
     _say(f"Shared steps ({names}): computed once, then reused by every point.")
@@ -171,13 +190,19 @@ def _run_shared(spec: PipelineSpec, executor: Any, job: dict[str, Any]) -> bool:
 
 
 def _summary(
-    spec: PipelineSpec, sweep_id: str, rows: list[Row], home: Path, sort: Any, track: bool
+    spec: PipelineSpec,
+    sweep_id: str,
+    rows: list[Row],
+    home: Path,
+    sort: SortKey | None,
+    track: bool,
 ) -> None:
     """After the table, on standard error: the counts, each failure, where the runs are."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    lines = ["", f"{len(rows)} points: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    noun = "point" if len(rows) == 1 else "points"
+    lines = ["", f"{len(rows)} {noun}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
     if sort is not None and not any(sort.metric in r.metrics for r in rows):
         lines.append(f"no point reported metric `{sort.metric}`: the table is in grid order.")
     for row in rows:

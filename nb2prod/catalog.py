@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Nb2prodError
-from .version_folder import CONFIG, edits, read_manifest, read_version_yaml, version_path, versions
+from .version_folder import (
+    CONFIG,
+    config_help,
+    edits,
+    read_manifest,
+    read_version_yaml,
+    version_path,
+    versions,
+)
 
 
 def value_type(value: Any) -> str:
@@ -24,26 +32,6 @@ def value_type(value: Any) -> str:
         return type_name(value)
     except KeyError:
         return "str"
-
-
-def config_help(text: str) -> dict[str, str]:
-    """Help texts of ``config.yaml``: the comment line nb2prod writes right above each key."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    lines = text.splitlines()
-    out: dict[str, str] = {}
-    for key, _ in node.value:
-        line = key.start_mark.line  # 0-based
-        above = lines[line - 1] if 0 < line <= len(lines) else ""
-        if isinstance(key, yaml.ScalarNode) and above.startswith("# "):
-            out[str(key.value)] = above[2:].strip()
-    return out
 
 
 def parameters(version_dir: Path) -> list[dict[str, Any]]:

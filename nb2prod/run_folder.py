@@ -14,6 +14,8 @@ Every path of the run folder is made here, so its layout is written down once::
                 digests/<name>.<ext>.sha256 an output's SHA-256, computed while writing it
                 metrics.json                the metrics the step logged
                 models/<name>.pkl           fitted models, for tracking
+                step.json                   the step's record, when `nb2prod step` ran it
+                                            (engines: `nb2prod track` builds run.json from them)
         cache/<pipeline>/<step>/<key>.json  the cache index: which run computed a step's key
         jobs/<run-id>.json, .log, .error    runs the Jupyter server was asked for
 
@@ -50,6 +52,7 @@ METRICS = "metrics.json"
 MODELS = "models"
 DIGESTS = "digests"
 NOTEBOOK = "notebook.ipynb"
+STEP_RECORD = "step.json"
 MODEL_EXT = ".pkl"
 
 #: How messages name a run folder when they tell a user which folder to pass.
@@ -162,6 +165,11 @@ def models_dir(run: PathLike, step: str) -> Path:
 def notebook_path(run: PathLike, step: str) -> Path:
     """Return ``<run_dir>/steps/<step>/notebook.ipynb``, the step's executed notebook."""
     return step_dir(run, step) / NOTEBOOK
+
+
+def step_record_path(run: PathLike, step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>/step.json``, the record ``nb2prod step`` leaves."""
+    return step_dir(run, step) / STEP_RECORD
 
 
 # --- an output's digest, computed while it was written ----------------------------------------

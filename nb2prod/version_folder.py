@@ -656,3 +656,23 @@ __all__ = [
     "version_path",
     "versions",
 ]
+
+
+def config_help(text: str) -> dict[str, str]:
+    """Help texts of ``config.yaml``: the comment line nb2prod writes right above each key."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    lines = text.splitlines()
+    out: dict[str, str] = {}
+    for key, _ in node.value:
+        line = key.start_mark.line  # 0-based
+        above = lines[line - 1] if 0 < line <= len(lines) else ""
+        if isinstance(key, yaml.ScalarNode) and above.startswith("# "):
+            out[str(key.value)] = above[2:].strip()
+    return out

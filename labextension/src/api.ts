@@ -103,6 +103,49 @@ export interface IExportResult {
 }
 
 /**
+ * The engines `POST compile` writes for (`nb2prod compile --target`).
+ */
+export type CompileTarget = 'kfp' | 'airflow';
+
+/**
+ * Each target's engine, as labels and messages name it, and the file a user opens first; in
+ * the order menus list them.
+ */
+export const COMPILE_TARGETS: {
+  readonly [target in CompileTarget]: { engine: string; main: string };
+} = {
+  kfp: { engine: 'Kubeflow Pipelines', main: 'pipeline.py' },
+  airflow: { engine: 'Airflow', main: 'dag.py' }
+};
+
+/**
+ * Whether `value` is a target the server compiles for.
+ */
+export function isCompileTarget(value: unknown): value is CompileTarget {
+  return (
+    typeof value === 'string' &&
+    Object.prototype.hasOwnProperty.call(COMPILE_TARGETS, value)
+  );
+}
+
+/**
+ * The answer of `POST compile`: what was written where (`out`, relative to the server's root;
+ * `files`, relative to `out`), and the commands to try next.
+ */
+export interface ICompileResult {
+  target: CompileTarget;
+  out: string;
+  files: string[];
+  next_steps: string[];
+  pipeline: string;
+  version: number;
+  /**
+   * The version compiled, `pipelines/<name>/vN`.
+   */
+  version_dir: string;
+}
+
+/**
  * One version of an exported pipeline, as `GET pipelines` lists it.
  */
 export interface IPipelineVersion {
@@ -305,6 +348,11 @@ export namespace Endpoints {
   export function runNotebook(id: string, step: string): string {
     return `${run(id)}/notebook?step=${encodeURIComponent(step)}`;
   }
+
+  /**
+   * `POST` a version and a target to compile it for that engine.
+   */
+  export const compile = 'compile';
 }
 
 /**
@@ -379,6 +427,17 @@ export class Nb2prodAPI {
    */
   runNotebook(id: string, step: string): Promise<any> {
     return requestAPI<any>(Endpoints.runNotebook(id, step), this._settings);
+  }
+
+  /**
+   * Compile `pipeline` (`pipelines/<name>/vN`, or `pipelines/<name>` for its latest version)
+   * for `target`, into `build/<name>-vN-<target>/` under the server's root.
+   */
+  compile(pipeline: string, target: CompileTarget): Promise<ICompileResult> {
+    return requestAPI<ICompileResult>(Endpoints.compile, this._settings, {
+      method: 'POST',
+      body: JSON.stringify({ pipeline, target })
+    });
   }
 
   private _settings: ServerConnection.ISettings;

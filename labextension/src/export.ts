@@ -352,6 +352,7 @@ export async function exportNotebook(
   }
   mark('response');
   Private.lastNames.set(path, name);
+  void model.refreshExported(); // Compile is possible from now on
   Notification.emit(
     exportMessage(result),
     result.created ? 'success' : 'info',

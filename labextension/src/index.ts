@@ -4,7 +4,8 @@
  * - a role dropdown in each code cell's toolbar, and role markers on the cells;
  * - the Pipeline panel in the left sidebar;
  * - the commands Export to Pipeline and Run Pipeline, in the notebook toolbar, the File menu
- *   (both declared in schema/plugin.json) and the command palette.
+ *   (both declared in schema/plugin.json) and the command palette;
+ * - Compile Pipeline for Kubeflow Pipelines / for Airflow, in the palette and the panel.
  *
  * It talks only to the nb2prod server extension (`/nb2prod/...`), never to the kernel.
  */
@@ -21,7 +22,7 @@ import { Menu } from '@lumino/widgets';
 // These modules are needed as soon as the plugin activates: the markers, the cell toolbar
 // factory and the panel are all registered at once.
 /* eslint-disable jupyter/prefer-lazy-imports */
-import { Nb2prodAPI } from './api';
+import { COMPILE_TARGETS, isCompileTarget, Nb2prodAPI } from './api';
 import { goToCell } from './goto';
 import { IRoleChoice, nameProblem, roleOptions, roleTitle } from './grammar';
 import { pipelineIcon } from './icons';
@@ -112,6 +113,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         console.warn(`nb2prod: could not open ${args.path}`, reason);
         return null;
       });
+    // Files nb2prod wrote (a version's, a compile's) open read-only, from the read-only drive:
+    // nobody edits them by accident, and JupyterLab writes no checkpoint beside them.
+    const openReadOnly = (path: string, factory?: string) =>
+      void open({ path: viewPath(path), factory }).then(lockEditor);
     const openRunNotebook = (runId: string, step: string) =>
       open({
         path: runNotebookPath(runId, step),
@@ -142,14 +147,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openFile: path => void open({ path }),
       export: () => run(CommandIDs.exportPipeline),
       run: () => run(CommandIDs.runPipeline),
-      refresh: () => void model.inspectNow(),
+      compileMenu: anchor => {
+        const box = anchor.getBoundingClientRect();
+        compileMenu.open(box.left, box.bottom);
+      },
+      refresh: () => {
+        void model.inspectNow();
+        void model.refreshExported();
+      },
       showTagReference: () => run(CommandIDs.tagReference),
       label: command =>
-        commands.label(
-          command === 'export'
-            ? CommandIDs.exportPipeline
-            : CommandIDs.runPipeline
-        )
+        command === 'compile'
+          ? 'Compile Pipeline'
+          : commands.label(
+              command === 'export'
+                ? CommandIDs.exportPipeline
+                : CommandIDs.runPipeline
+            )
     });
     shell.add(panelWidget, 'left', { rank: 650 });
     restorer?.add(panelWidget, 'nb2prod-pipeline');
@@ -166,10 +180,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const panel = current();
         if (panel && model.exportBlocker === null) {
           const { exportNotebook } = await import('./export');
-          await exportNotebook(app, model, panel, {
-            openReadOnly: (path, factory) =>
-              void open({ path: viewPath(path), factory }).then(lockEditor)
-          });
+          await exportNotebook(app, model, panel, { openReadOnly });
         }
       }
     });
@@ -194,6 +205,63 @@ const plugin: JupyterFrontEndPlugin<void> = {
         );
       }
     });
+
+    // Compile for an engine: one command, its target an argument (palette entries and the
+    // panel's menu each pass one).
+    commands.addCommand(CommandIDs.compile, {
+      label: args => compileCommandLabel(args as any),
+      caption: args =>
+        model.compileBlocker ??
+        `Compile the notebook's latest exported pipeline version for ` +
+          `${isCompileTarget(args.target) ? COMPILE_TARGETS[args.target].engine : 'an engine'}, ` +
+          'into build/ (the version itself is not changed)',
+      isEnabled: args =>
+        isCompileTarget(args.target) && model.compileBlocker === null,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            target: {
+              type: 'string',
+              enum: Object.keys(COMPILE_TARGETS),
+              description: 'The engine: kfp (Kubeflow Pipelines) or airflow'
+            },
+            menu: {
+              type: 'boolean',
+              description: "Label the item for the panel's Compile menu"
+            }
+          },
+          required: ['target']
+        }
+      },
+      execute: async args => {
+        const notebook = current()?.context.path;
+        const target = args.target;
+        if (!notebook || !isCompileTarget(target) || model.compileBlocker) {
+          return;
+        }
+        const { compilePipeline } = await import('./compile');
+        await compilePipeline(model, notebook, target, {
+          openReadOnly,
+          showFolder: path =>
+            void commands
+              .execute('filebrowser:go-to-path', { path: `${path}/` })
+              .catch(reason =>
+                console.warn(`nb2prod: could not show ${path}`, reason)
+              ),
+          export: () => run(CommandIDs.exportPipeline)
+        });
+      }
+    });
+    const compileMenu = new Menu({ commands });
+    compileMenu.title.label = 'Compile Pipeline';
+    compileMenu.addClass('nb2prod-CompileMenu');
+    for (const target of Object.keys(COMPILE_TARGETS)) {
+      compileMenu.addItem({
+        command: CommandIDs.compile,
+        args: { target, menu: true }
+      });
+    }
 
     commands.addCommand(CommandIDs.showPanel, {
       label: 'Show Pipeline Panel',
@@ -276,6 +344,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       ]) {
         palette.addItem({ command, category: PALETTE_CATEGORY });
       }
+      for (const target of Object.keys(COMPILE_TARGETS)) {
+        palette.addItem({
+          command: CommandIDs.compile,
+          args: { target },
+          category: PALETTE_CATEGORY
+        });
+      }
       for (const option of roleOptions()) {
         palette.addItem({
           command: CommandIDs.setRole,
@@ -304,6 +379,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     model.changed.connect(() => {
       commands.notifyCommandChanged(CommandIDs.exportPipeline);
       commands.notifyCommandChanged(CommandIDs.runPipeline);
+      commands.notifyCommandChanged(CommandIDs.compile);
       commands.notifyCommandChanged(CommandIDs.refresh);
     });
     tracker.currentChanged.connect(() => {
@@ -325,6 +401,21 @@ function lockEditor(widget: unknown): void {
   const lock = () => doc?.content?.editor?.setOption?.('readOnly', true);
   lock();
   void doc?.context?.ready.then(lock);
+}
+
+/**
+ * The label of the compile command for its arguments: in the panel's Compile menu, the engine
+ * and the file it gets; elsewhere (the palette), the whole action.
+ */
+function compileCommandLabel(args: {
+  target?: unknown;
+  menu?: boolean;
+}): string {
+  if (!isCompileTarget(args.target)) {
+    return 'Compile Pipeline';
+  }
+  const { engine, main } = COMPILE_TARGETS[args.target];
+  return args.menu ? `${engine} (${main})` : `Compile Pipeline for ${engine}`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { IPlan, IProblem, IRun, isFinished, Nb2prodAPI } from './api';
 import { executedStepOf, IExecutedStep } from './rundrive';
+import { IExportedVersion, latestExported } from './runview';
 import { IExecutedState, IRunState } from './tokens';
 
 /**
@@ -154,6 +155,79 @@ export class PipelineModel {
   }
 
   /**
+   * The latest version exported from the current notebook: `undefined` while it is looked up,
+   * `null` when there is none (or the lookup failed: see {@link exportedError}).
+   */
+  get exported(): IExportedVersion | null | undefined {
+    return this._exported;
+  }
+
+  /**
+   * Why the exported versions could not be listed, if they could not.
+   */
+  get exportedError(): string | null {
+    return this._exportedError;
+  }
+
+  /**
+   * Why Compile is not possible right now, or `null` when it is. When the versions could not
+   * be listed, Compile stays possible: it lists them again and says what went wrong.
+   */
+  get compileBlocker(): string | null {
+    if (!this._panel) {
+      return 'Open a notebook to compile its pipeline.';
+    }
+    if (this._executed) {
+      return executedBlocker(this._executed, 'Compile');
+    }
+    if (this._exported === undefined) {
+      return 'Looking for the pipeline exported from this notebook…';
+    }
+    if (this._exported === null && this._exportedError === null) {
+      return (
+        `Compile is disabled: ${this._panel.context.path} has not been exported yet. ` +
+        'Export it first: an engine runs an exported pipeline version.'
+      );
+    }
+    return null;
+  }
+
+  /**
+   * Look up the latest version exported from the current notebook again (after an export,
+   * or when the notebook is renamed).
+   */
+  async refreshExported(): Promise<void> {
+    const panel = this._panel;
+    const seq = ++this._exportedSeq;
+    if (!panel || this._executed) {
+      this._exported = null;
+      this._exportedError = null;
+      this._changed.emit();
+      return;
+    }
+    try {
+      const found = latestExported(
+        await this.api.pipelines(),
+        panel.context.path
+      );
+      if (seq === this._exportedSeq) {
+        this._exported = found;
+        this._exportedError = null;
+      }
+    } catch (reason) {
+      if (seq === this._exportedSeq) {
+        this._exported = null;
+        this._exportedError =
+          reason instanceof Error ? reason.message : String(reason);
+      }
+    } finally {
+      if (seq === this._exportedSeq) {
+        this._changed.emit();
+      }
+    }
+  }
+
+  /**
    * The run of the current notebook (the last one started from it), if any.
    */
   get run(): IRunState | null {
@@ -290,6 +364,7 @@ export class PipelineModel {
         this
       );
       this._panel.context.pathChanged.disconnect(this._onContentChanged, this);
+      this._panel.context.pathChanged.disconnect(this._onPathChanged, this);
     }
     this._panel = panel;
     this._plan = null;
@@ -298,11 +373,16 @@ export class PipelineModel {
     this._loading = false;
     const executed = panel ? executedStepOf(panel.context.path) : null;
     this._executed = executed ? { ...executed, record: null } : null;
+    this._exported = undefined;
+    this._exportedError = null;
     this._changed.emit();
     if (this._executed) {
       void this._readExecutedRun(this._executed);
     }
+    void this.refreshExported();
     if (panel) {
+      // A renamed notebook may have been exported under its new path (or not).
+      panel.context.pathChanged.connect(this._onPathChanged, this);
       void panel.context.ready.then(() => {
         if (this._panel !== panel) {
           return;
@@ -324,6 +404,10 @@ export class PipelineModel {
 
   private _onContentChanged(): void {
     this.scheduleInspect();
+  }
+
+  private _onPathChanged(): void {
+    void this.refreshExported();
   }
 
   /**
@@ -351,6 +435,9 @@ export class PipelineModel {
   private _seq = 0;
   private _runs = new Map<string, IRunState>();
   private _executed: IExecutedState | null = null;
+  private _exported: IExportedVersion | null | undefined = undefined;
+  private _exportedError: string | null = null;
+  private _exportedSeq = 0;
   private _changed = new Signal<this, void>(this);
 }
 
@@ -359,7 +446,7 @@ export class PipelineModel {
  */
 export function executedBlocker(
   executed: IExecutedStep,
-  action: 'Export' | 'Run'
+  action: 'Export' | 'Run' | 'Compile'
 ): string {
   return (
     `${action} is disabled: this is the executed notebook of step ${executed.step} of run ` +

@@ -1,14 +1,19 @@
 /**
  * The Pipeline panel (left sidebar): the pipeline the current notebook defines right now.
  *
- * Top to bottom: the Export and Run buttons with the count of problems beside them; problems
+ * Top to bottom: the Export, Run and Compile buttons with the count of problems beside them; problems
  * and the last run's outcome (metrics, MLflow), where the default panel height shows them;
  * then parameters with their defaults; each step as a card (role chip and name, its cells, what
  * it needs and gives, what it runs after, and its run state once there is a run); the cells in
  * no step. Every cell reference and problem is a link that scrolls to the cell and selects it.
  * On an executed step notebook (read-only), it says so and links back to the run's notebook.
  */
-import { Button, ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import {
+  Button,
+  caretDownEmptyIcon,
+  ReactWidget,
+  UseSignal
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { hasEnded, IPlan, IProblem, IRun, IRunStep, IStep } from './api';
@@ -87,6 +92,8 @@ function PanelBody(props: IBodyProps): JSX.Element {
   const plan = model.plan;
   const blocker = model.exportBlocker;
   const runBlocker = model.runBlocker;
+  const compileBlocker = model.compileBlocker;
+  const exported = model.exported;
   const run = model.run;
   const executed = model.executed;
   const problems = plan && !executed ? shownProblems(plan) : [];
@@ -143,6 +150,30 @@ function PanelBody(props: IBodyProps): JSX.Element {
             </Button>
             <Button
               small
+              className="nb2prod-CompileButton"
+              disabled={compileBlocker !== null}
+              title={
+                compileBlocker ??
+                (exported
+                  ? `Compile ${exported.pipeline} v${exported.version.version} for Kubeflow Pipelines or Airflow`
+                  : 'Compile the exported pipeline for Kubeflow Pipelines or Airflow')
+              }
+              aria-label={actions.label('compile')}
+              aria-haspopup="menu"
+              aria-describedby={
+                compileBlocker !== null ? 'nb2prod-compile-blocker' : undefined
+              }
+              onClick={e => actions.compileMenu(e.currentTarget)}
+            >
+              Compile
+              <caretDownEmptyIcon.react
+                tag="span"
+                className="nb2prod-CompileButton-caret"
+                aria-hidden="true"
+              />
+            </Button>
+            <Button
+              small
               minimal
               className="nb2prod-RefreshButton"
               disabled={!panel || executed !== null}
@@ -162,6 +193,11 @@ function PanelBody(props: IBodyProps): JSX.Element {
         {runBlocker !== null && (
           <span id="nb2prod-run-blocker" className="nb2prod-sr-only">
             {runBlocker}
+          </span>
+        )}
+        {compileBlocker !== null && (
+          <span id="nb2prod-compile-blocker" className="nb2prod-sr-only">
+            {compileBlocker}
           </span>
         )}
         {problems.length > 0 && (

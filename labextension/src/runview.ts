@@ -6,6 +6,7 @@
 import {
   hasEnded,
   IPipeline,
+  IPipelineVersion,
   IRun,
   IRunStep,
   isFinished,
@@ -189,5 +190,36 @@ export function preferredPipeline(
       }
     }
   });
+  return best;
+}
+
+/**
+ * A pipeline version and the name of its pipeline.
+ */
+export interface IExportedVersion {
+  pipeline: string;
+  version: IPipelineVersion;
+}
+
+/**
+ * The latest version exported from `notebook` (a path relative to the server's root), or
+ * `null` when it was never exported: what Compile compiles.
+ */
+export function latestExported(
+  pipelines: IPipeline[],
+  notebook: string
+): IExportedVersion | null {
+  let best: IExportedVersion | null = null;
+  for (const pipeline of pipelines) {
+    for (const version of pipeline.versions) {
+      if (
+        version.notebook === notebook &&
+        (best === null ||
+          (version.created_at ?? '') > (best.version.created_at ?? ''))
+      ) {
+        best = { pipeline: pipeline.name, version };
+      }
+    }
+  }
   return best;
 }

@@ -17,6 +17,10 @@ export namespace CommandIDs {
   export const refresh = 'nb2prod:refresh';
   export const setRole = 'nb2prod:set-role';
   export const tagReference = 'nb2prod:tag-reference';
+  /**
+   * Compile the notebook's exported pipeline for an engine: args `{ target: CompileTarget }` (see api.ts).
+   */
+  export const compile = 'nb2prod:compile';
 }
 
 /**
@@ -57,10 +61,14 @@ export interface IPanelActions {
   openFile(path: string): void;
   export(): void;
   run(): void;
+  /**
+   * Open the menu of compile targets below `anchor` (the panel's Compile button).
+   */
+  compileMenu(anchor: HTMLElement): void;
   refresh(): void;
   showTagReference(): void;
   /**
    * The label of a command (so buttons and menus say the same).
    */
-  label(command: 'export' | 'run'): string;
+  label(command: 'export' | 'run' | 'compile'): string;
 }

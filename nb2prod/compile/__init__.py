@@ -4,6 +4,8 @@ The engines schedule, retry and scale; every task they run is ``nb2prod step``, 
 ``nb2prod track``. What is written goes outside the (immutable) version folder, by default to
 ``build/<name>-vN-<target>/``, and is the same bytes for the same version and options. kfp and
 Airflow are never imported to generate code (kfp's compiler runs in a subprocess when present).
+What the targets share (engine settings from Kale's tags, parameter kinds, the image's
+Dockerfile, writing the output folder whole) is in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -58,4 +60,17 @@ def compile_version(
     """Write ``spec`` compiled for ``target`` to ``out`` (default :func:`default_out`).
     Raises :class:`Nb2prodError` (exit 2), having written nothing, on bad input."""
     check_target(target)
-    raise NotImplementedError(target)  # filled in by the kfp and airflow generators
+    if out is None:
+        from .common import project_root
+
+        # build/ of the project, also when the command runs elsewhere (PIPELINE absolute).
+        out = default_out(spec, target)
+        root = project_root(spec)
+        out = out if Path.cwd().resolve() == root else root / out
+    if target == "kfp":
+        from .kfp import compile_kfp
+
+        return compile_kfp(spec, out, image)
+    from .airflow import compile_airflow
+
+    return compile_airflow(spec, out, image)

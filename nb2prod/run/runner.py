@@ -223,7 +223,7 @@ def run_pipeline(
         env = check_environment(spec, strict_env)
         home = runs_home()
         needed = spec.upstream(selected)
-        cwd = _working_folder(spec)
+        cwd = working_folder(spec)
         reads = data_inputs(spec, effective, needed, cwd, home)  # exit 2 before the run exists
         run_path, run_id = _open_run_folder(home, run_id, effective)
         data = _new_record(spec, run_id, effective, overrides, needed, tracked=tracker is not None)
@@ -312,14 +312,14 @@ def _open_run_folder(home: Path, run_id: str | None, params: dict[str, Any]) -> 
     return run_path, run_id
 
 
-def _project(spec: PipelineSpec) -> Path:
+def project_folder(spec: PipelineSpec) -> Path:
     """The folder holding the pipelines folder: where the notebook's path is relative to."""
     return spec.path.resolve().parent.parent.parent
 
 
-def _working_folder(spec: PipelineSpec) -> Path:
+def working_folder(spec: PipelineSpec) -> Path:
     """Steps run where the notebook ran: its folder, so its relative paths mean the same."""
-    notebook_dir = (_project(spec) / spec.notebook).parent
+    notebook_dir = (project_folder(spec) / spec.notebook).parent
     return notebook_dir if notebook_dir.is_dir() else Path.cwd()
 
 
@@ -339,7 +339,7 @@ def _new_record(
         notebook=spec.notebook,
         notebook_sha256=spec.notebook_sha256,
         nb2prod_version=__version__,
-        git_commit=git_commit(_project(spec)),
+        git_commit=git_commit(project_folder(spec)),
         pid=os.getpid(),
         params=params,
         overrides=overrides,

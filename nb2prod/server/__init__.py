@@ -1,9 +1,9 @@
 """nb2prod's jupyter_server extension: the REST API under ``<base_url>/nb2prod/``.
 
 The handlers (:mod:`.handlers`) are thin: they parse the request, check it is authenticated and
-authorized, and call the core modules (:mod:`.paths`, :mod:`.notebooks`, :mod:`.runs`), which
-know nothing of HTTP requests. Nothing heavy is imported until a request needs it, so loading
-the extension costs the server nothing. Routes and bodies: docs/rest-api.md.
+authorized, and call the core modules (:mod:`.paths`, :mod:`.notebooks`, :mod:`.runs`,
+:mod:`.compile`), which know nothing of HTTP requests. Nothing heavy is imported until a request
+needs it, so loading the extension costs the server nothing. Routes and bodies: docs/rest-api.md.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Every method is ``@tornado.web.authenticated`` (a logged-in user or a valid token) and
 ``@authorized`` (jupyter_server's authorizer allows the action on resource ``nb2prod``):
-reading is ``read``, exporting ``write``, starting a run ``execute``. Nothing slow runs on the
-server's event loop: file work runs in a thread, and analysing notebooks (inspect, export),
-which holds the GIL, in a worker process (:mod:`.work`).
+reading is ``read``, exporting and compiling ``write``, starting a run ``execute``. Nothing
+slow runs on the server's event loop: file work (compiling included) runs in a thread, and
+analysing notebooks (inspect, export), which holds the GIL, in a worker process (:mod:`.work`).
 
 Request bodies are JSON objects of at most :data:`MAX_BODY_BYTES`, nested at most
 :data:`MAX_DEPTH` levels, without ``NaN`` or ``Infinity`` (which Python's JSON reader would
@@ -25,6 +25,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from . import notebooks, runs, work
+from .compile import compile_request
 from .errors import ApiError
 from .paths import Root
 
@@ -217,6 +218,14 @@ class PipelinesHandler(Nb2prodHandler):
         self.reply({"pipelines": found})
 
 
+class CompileHandler(Nb2prodHandler):
+    @tornado.web.authenticated
+    @authorized("write")  # writes build/<name>-vN-<target>/; runs none of the pipeline's code
+    async def post(self) -> None:
+        body = await self.json_body()
+        self.reply(await asyncio.to_thread(compile_request, self.root, body))
+
+
 ROUTES: list[tuple[str, type[Nb2prodHandler]]] = [
     ("inspect", InspectHandler),
     ("export", ExportHandler),
@@ -224,6 +233,7 @@ ROUTES: list[tuple[str, type[Nb2prodHandler]]] = [
     (f"runs/{RUN_ID}", RunHandler),
     (f"runs/{RUN_ID}/notebook", RunNotebookHandler),
     ("pipelines", PipelinesHandler),
+    ("compile", CompileHandler),
 ]
 
 

@@ -68,7 +68,7 @@ def _coerce(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _version_dir(root: Root, api_path: str, pipeline_dir: Path) -> Path:
+def version_dir_of(root: Root, api_path: str, pipeline_dir: Path) -> Path:
     """The version a run request names; the checks the CLI makes, worded for a JSON caller."""
     from ..version_folder import MANIFEST, VERSION_DIR, versions
 
@@ -132,7 +132,7 @@ def check_request(root: Root, body: dict[str, Any]) -> RunRequest:
     api_path = body.get("pipeline")
     pipeline_dir = root.resolve(api_path, "pipeline", kind="dir")
     assert isinstance(api_path, str)  # resolve refuses anything else
-    version_dir = _version_dir(root, api_path, pipeline_dir)
+    version_dir = version_dir_of(root, api_path, pipeline_dir)
     try:
         spec = load_pipeline(version_dir)  # validates the manifest and the version's files
     except Nb2prodError as exc:

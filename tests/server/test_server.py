@@ -186,7 +186,7 @@ def test_every_handler_method_is_authenticated_and_authorized(jp_serverapp: Any)
             assert n1.startswith("authorized."), (cls, name)
             assert getattr(method, "__allow_unauthenticated", False) is False
             checked += 1
-    assert checked == 8
+    assert checked == 9  # 8 before POST compile
 
 
 def test_jupyter_lists_the_extension_as_enabled_and_ok() -> None:

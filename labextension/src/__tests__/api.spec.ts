@@ -1,6 +1,11 @@
 import { ServerConnection } from '@jupyterlab/services';
 
-import { Endpoints, Nb2prodAPI } from '../api';
+import {
+  COMPILE_TARGETS,
+  Endpoints,
+  isCompileTarget,
+  Nb2prodAPI
+} from '../api';
 import { requestAPI } from '../request';
 
 jest.mock('../request', () => ({ requestAPI: jest.fn() }));
@@ -22,6 +27,7 @@ describe('Endpoints', () => {
     expect(Endpoints.runNotebook('20260101-120000-000abcd', 'train')).toBe(
       'runs/20260101-120000-000abcd/notebook?step=train'
     );
+    expect(Endpoints.compile).toBe('compile');
   });
 
   it('encodes what it is given', () => {
@@ -49,6 +55,7 @@ describe('Nb2prodAPI', () => {
     await api.startRun('pipelines/churn/v1', { alpha: 1 });
     await api.run('r1');
     await api.runNotebook('r1', 'train');
+    await api.compile('pipelines/churn/v1', 'kfp');
     expect(request.mock.calls.map(call => call[0])).toEqual([
       'inspect?path=n.ipynb',
       'inspect',
@@ -56,7 +63,8 @@ describe('Nb2prodAPI', () => {
       'pipelines',
       'runs',
       'runs/r1',
-      'runs/r1/notebook?step=train'
+      'runs/r1/notebook?step=train',
+      'compile'
     ]);
     expect(request.mock.calls.every(call => call[1] === settings)).toBe(true);
   });
@@ -76,5 +84,24 @@ describe('Nb2prodAPI', () => {
       method: 'POST',
       body: JSON.stringify({ path: 'n.ipynb' })
     });
+    await api.compile('pipelines/churn/v1', 'airflow');
+    expect(request.mock.calls[2][2]).toEqual({
+      method: 'POST',
+      body: JSON.stringify({
+        pipeline: 'pipelines/churn/v1',
+        target: 'airflow'
+      })
+    });
+  });
+});
+
+describe('compile targets', () => {
+  it('are the engines the server compiles for, and nothing else', () => {
+    expect(Object.keys(COMPILE_TARGETS)).toEqual(['kfp', 'airflow']);
+    expect(isCompileTarget('kfp')).toBe(true);
+    expect(isCompileTarget('airflow')).toBe(true);
+    for (const other of ['KFP', 'argo', '', 'toString', '__proto__', 1, null]) {
+      expect(isCompileTarget(other)).toBe(false);
+    }
   });
 });

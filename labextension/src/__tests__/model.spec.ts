@@ -9,6 +9,7 @@ import {
   POLL_FAILURES,
   POLL_INTERVAL_MS
 } from '../model';
+import { runNotebookPath } from '../rundrive';
 import { IRunState } from '../tokens';
 
 const tracker = {
@@ -144,5 +145,100 @@ describe('PipelineModel.followRun', () => {
     await following;
     await jest.advanceTimersByTimeAsync(5 * POLL_INTERVAL_MS);
     expect(run).toHaveBeenCalledTimes(0);
+  });
+});
+
+describe('PipelineModel.compileBlocker', () => {
+  const pipelines = [
+    {
+      name: 'churn',
+      path: 'pipelines/churn',
+      latest: 1,
+      versions: [
+        {
+          version: 1,
+          path: 'pipelines/churn/v1',
+          created_at: '2026-11-26T10:00:00Z',
+          notebook: 'nb/churn.ipynb',
+          steps: [],
+          parameters: []
+        }
+      ]
+    }
+  ];
+  const signal = () => ({ connect: () => true, disconnect: () => true });
+  const panelAt = (path: string) => ({
+    context: {
+      path,
+      ready: new Promise(() => undefined), // never inspected here
+      pathChanged: signal()
+    },
+    disposed: signal()
+  });
+  const withPanel = (path: string | null, listing: () => Promise<any>) => {
+    const api = {
+      pipelines: jest.fn(listing),
+      inspect: jest.fn(),
+      run: jest.fn(() => new Promise(() => undefined))
+    } as unknown as Nb2prodAPI;
+    const model = new PipelineModel(api, {
+      currentWidget: path === null ? null : panelAt(path),
+      currentChanged: signal()
+    } as any);
+    return { model, api };
+  };
+  const settled = () => new Promise(resolve => setTimeout(resolve, 0));
+
+  it('allows Compile once the notebook has an exported version', async () => {
+    const { model } = withPanel('nb/churn.ipynb', async () => pipelines);
+    expect(model.compileBlocker).toBe(
+      'Looking for the pipeline exported from this notebook…'
+    );
+    await settled();
+    expect(model.exported?.version.path).toBe('pipelines/churn/v1');
+    expect(model.compileBlocker).toBeNull();
+  });
+
+  it('says why not for a notebook never exported, until it is', async () => {
+    let listed: any[] = [];
+    const { model, api } = withPanel('nb/new.ipynb', async () => listed);
+    await settled();
+    expect(model.exported).toBeNull();
+    expect(model.compileBlocker).toMatch(
+      /^Compile is disabled: nb\/new\.ipynb has not been exported yet\. Export it first/
+    );
+    listed = [
+      {
+        ...pipelines[0],
+        versions: [{ ...pipelines[0].versions[0], notebook: 'nb/new.ipynb' }]
+      }
+    ];
+    await model.refreshExported(); // what Export does once it succeeds
+    expect(model.compileBlocker).toBeNull();
+    expect(api.pipelines).toHaveBeenCalledTimes(2);
+  });
+
+  it('leaves Compile possible when the versions cannot be listed', async () => {
+    const { model } = withPanel('nb/churn.ipynb', async () => {
+      throw new Error('503 Service Unavailable');
+    });
+    await settled();
+    expect(model.exportedError).toBe('503 Service Unavailable');
+    expect(model.compileBlocker).toBeNull(); // Compile itself says what is wrong
+  });
+
+  it('is blocked without a notebook, and on an executed step notebook', async () => {
+    expect(withPanel(null, async () => pipelines).model.compileBlocker).toBe(
+      'Open a notebook to compile its pipeline.'
+    );
+    const executed = withPanel(
+      runNotebookPath('20261122-103217-4628efa', 'training'),
+      async () => pipelines
+    );
+    await settled();
+    expect(executed.model.compileBlocker).toMatch(
+      /^Compile is disabled: this is the executed notebook of step training/
+    );
+    expect(executed.api.pipelines).not.toHaveBeenCalled();
   });
 });

@@ -5,6 +5,7 @@
 import { IPipeline, IRun, IRunStep, isFinished, trackingPhase } from '../api';
 import { executedStepOf, runNotebookPath } from '../rundrive';
 import {
+  latestExported,
   preferredPipeline,
   runHeadline,
   runPhase,
@@ -221,6 +222,17 @@ describe('the pipeline Run preselects', () => {
   it('is the first without a notebook', () => {
     expect(preferredPipeline(pipelines, null)).toBe(0);
     expect(preferredPipeline([], null)).toBe(-1);
+  });
+
+  it('gives Compile the latest version exported from the notebook', () => {
+    const found = latestExported(pipelines, 'nb/churn.ipynb');
+    expect(found?.pipeline).toBe('churn_v2');
+    expect(found?.version.path).toBe('pipelines/churn_v2/v2');
+    expect(latestExported(pipelines, 'nb/old.ipynb')?.version.path).toBe(
+      'pipelines/churn_v2/v1'
+    );
+    expect(latestExported(pipelines, 'nb/new.ipynb')).toBeNull();
+    expect(latestExported([], 'nb/churn.ipynb')).toBeNull();
   });
 });
 

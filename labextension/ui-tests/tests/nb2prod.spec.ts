@@ -6,6 +6,7 @@
  * SQLite MLflow store in the server's temporary root (see jupyter_server_test_config.py).
  */
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import * as path from 'path';
 
 import {
   animationsDone,
@@ -759,4 +760,96 @@ test('Run on a notebook that was never exported says so and offers Export', asyn
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   await expect(dialog).toHaveCount(0);
   expect(server.started).toBe(0);
+});
+
+test('compile for Kubeflow Pipelines and Airflow from the panel and the palette; the notification opens the files', async ({
+  page,
+  tmpPath
+}) => {
+  test.setTimeout(150 * 1000);
+  // A notebook name of its own: the tests share the server's pipelines/ and build/.
+  const name = 'iris_engines.ipynb';
+  await page.contents.uploadFile(
+    path.resolve(__dirname, '..', 'notebooks', 'iris.ipynb'),
+    `${tmpPath}/${name}`
+  );
+  await page.notebook.openByPath(`${tmpPath}/${name}`);
+  await page.notebook.activate(name);
+  const panel = await openPanel(page);
+  await expect(panel.locator('.nb2prod-StepCard')).toHaveCount(3);
+
+  // Nothing to compile before the first export: the button says why.
+  const compile = panel.getByRole('button', { name: 'Compile Pipeline' });
+  await expect(compile).toBeDisabled();
+  await expect(compile).toHaveAttribute('title', /has not been exported yet/);
+
+  await page
+    .locator('.jp-NotebookPanel-toolbar')
+    .getByRole('button', { name: 'Export pipeline' })
+    .click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog.getByLabel('Pipeline name')).toHaveValue('iris_engines');
+  await dialog.getByRole('button', { name: 'Export' }).click();
+  await expect(
+    page
+      .locator('.jp-Notification-Toast-success')
+      .filter({ hasText: 'Exported iris_engines v1' })
+  ).toBeVisible();
+
+  // From the panel: a menu of engines.
+  await expect(compile).toBeEnabled();
+  await compile.click();
+  const menu = page.locator('.nb2prod-CompileMenu');
+  await expect(
+    menu.getByRole('menuitem', { name: 'Airflow (dag.py)' })
+  ).toBeVisible();
+  await menu
+    .getByRole('menuitem', { name: 'Kubeflow Pipelines (pipeline.py)' })
+    .click();
+  const compiled =
+    'Compiled iris_engines v1 for Kubeflow Pipelines → build/iris_engines-v1-kfp/';
+  // The notification that said "Compiling…", updated in place.
+  const toast = page.getByRole('alert').filter({ hasText: compiled });
+  await expect(toast).toBeVisible({ timeout: 60 * 1000 });
+  await animationsDone(toast);
+  await page.screenshot({ path: screenshotPath('compile.png') });
+  await toast.getByRole('button', { name: 'Open pipeline.py' }).click();
+  await expect(page.getByRole('tab', { name: /pipeline\.py/ })).toBeVisible();
+  await expect(
+    page.locator('.jp-FileEditor:not(.lm-mod-hidden) .cm-content')
+  ).toContainText('Pipeline iris_engines v1 for Kubeflow Pipelines (KFP v2)');
+  // Generated: read-only, and no checkpoint beside it (it would stop the next compile).
+  await expect(
+    page
+      .locator('.jp-Document:not(.lm-mod-hidden) .jp-ToolbarLabelComponent')
+      .filter({ hasText: 'is read-only' })
+  ).toBeVisible();
+
+  // From the palette, again (the same bytes are written); the folder shows in the browser.
+  await page.notebook.activate(name);
+  await runFromPalette(page, 'Compile Pipeline for Kubeflow Pipelines');
+  const again = page.getByRole('alert').filter({ hasText: compiled }).last();
+  await expect(again).toBeVisible({ timeout: 60 * 1000 });
+  await again.getByRole('button', { name: 'Show Folder' }).click();
+  await expect(page.locator('.jp-FileBrowser .jp-BreadCrumbs')).toContainText(
+    'iris_engines-v1-kfp'
+  );
+  for (const file of ['pipeline.yaml', 'README.md', 'Dockerfile']) {
+    await expect(
+      page
+        .locator('.jp-FileBrowser .jp-DirListing-itemText')
+        .getByText(file, { exact: true })
+    ).toBeVisible();
+  }
+
+  // Airflow, from the palette: its DAG.
+  await page.notebook.activate(name);
+  await runFromPalette(page, 'Compile Pipeline for Airflow');
+  const airflow = page.getByRole('alert').filter({
+    hasText:
+      'Compiled iris_engines v1 for Airflow → build/iris_engines-v1-airflow/'
+  });
+  await expect(airflow).toBeVisible({ timeout: 60 * 1000 });
+  await airflow.getByRole('button', { name: 'Open dag.py' }).click();
+  await expect(page.getByRole('tab', { name: /dag\.py/ })).toBeVisible();
 });

@@ -201,9 +201,12 @@ class RunData:
     # The Python version, the differences from the version's requirements.txt and its pins;
     # None for a version exported before nb2prod recorded its environment.
     environment: dict[str, Any] | None = None
+    # Labels a caller gives the run (a sweep's id and point), also set on its MLflow parent run;
+    # in run.json only when there are some.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "id": self.id,
             "pipeline": self.pipeline,
@@ -227,6 +230,9 @@ class RunData:
             "environment": self.environment,
             "tracking": dict(self.tracking) if self.tracking is not None else None,
         }
+        if self.tags:
+            data["tags"] = dict(self.tags)
+        return data
 
 
 class RunRecord:

@@ -196,6 +196,7 @@ def run_pipeline(
     run_id: str | None = None,
     tracker: TrackingWorker | None = None,
     strict_env: bool = False,
+    tags: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``pipeline``: a version already loaded (:func:`nb2prod.pipeline.load_pipeline`), or
     its path (``pipelines/<name>`` or ``.../vN``). See the module's docs.
@@ -205,6 +206,7 @@ def run_pipeline(
     tracking worker the caller started earlier still (the CLI does, first thing), used when
     ``track`` is set; it is stopped when the run cannot start. ``strict_env``: refuse to run
     (exit 2) when the installed libraries differ from the version's requirements.txt.
+    ``tags``: recorded in run.json and set on the run's MLflow parent run (a sweep's id).
     """
     if track and tracker is None:
         from ..tracking.worker import TrackingWorker
@@ -225,6 +227,7 @@ def run_pipeline(
         reads = data_inputs(spec, effective, needed, cwd, home)  # exit 2 before the run exists
         run_path, run_id = _open_run_folder(home, run_id, effective)
         data = _new_record(spec, run_id, effective, overrides, needed, tracked=tracker is not None)
+        data.tags = {str(k): str(v) for k, v in (tags or {}).items()}
         for name, found in reads.items():
             data.steps[name].data = {d.shown: d.sha256 for d in found}
         data.environment = env.to_json() if env is not None else None

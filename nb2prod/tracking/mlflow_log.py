@@ -56,6 +56,7 @@ __all__ = [
     "OpenedRuns",
     "Tracker",
     "TrackingResult",
+    "absolute_tracking_uri",
     "scratch_env",
     "tracking_uri",
 ]
@@ -102,6 +103,12 @@ def tracking_uri() -> str:
     current directory (artifacts under ``./mlruns``).
     """
     return os.environ.get(ENV_TRACKING_URI, "").strip() or DEFAULT_TRACKING_URI
+
+
+def absolute_tracking_uri() -> str:
+    """:func:`tracking_uri` with a local store's path made absolute, for processes that start
+    in other folders (a sweep's runs on Dask workers); never imports MLflow."""
+    return _absolute_uri(tracking_uri())
 
 
 @dataclass(frozen=True)
@@ -703,6 +710,9 @@ class _RunLogger:
             import getpass
 
             tags["mlflow.user"] = getpass.getuser()
+        extra = record.get("tags")  # the caller's own (a sweep's id), never nb2prod's
+        if isinstance(extra, dict):
+            tags.update({str(k): v for k, v in extra.items() if str(k) not in tags})
         return tags
 
     def _step_tags(self, parent_id: str, name: str, step: Mapping[str, Any]) -> dict[str, Any]:

@@ -78,9 +78,8 @@ class DaskExecutor:
         self.where = f"on the Dask cluster at {address}"
         # A warm point server per worker thread, importing while the shared steps run. A
         # worker that cannot (nb2prod missing there) says so when its task fails.
-        for worker, threads in client.nthreads().items():
-            with contextlib.suppress(Exception):
-                client.run(prestart, threads, workers=[worker], wait=False)
+        with contextlib.suppress(Exception):
+            client.run(_prestart_on_worker)
 
     def run(self, jobs: Sequence[dict[str, Any]], done: Done) -> list[dict[str, Any] | None]:
         from distributed import as_completed
@@ -108,6 +107,11 @@ class DaskExecutor:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _prestart_on_worker(dask_worker: Any) -> None:
+    """On a Dask worker (``client.run`` passes it): a point server per thread."""
+    prestart(int(getattr(dask_worker, "nthreads", 1)))
 
 
 def _task_error(job: dict[str, Any], exc: BaseException) -> dict[str, Any]:

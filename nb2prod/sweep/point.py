@@ -73,10 +73,23 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             tags=job.get("tags") or {},
         )
     except Nb2prodError as exc:
-        return {"id": None, "status": "error", "exit_code": exc.exit_code, "error": exc.message}
+        return _problem(job, exc.message, "error", exc.exit_code)
     tracking = result.tracking
     failed = tracking.error if tracking is not None and not tracking.ok else None
     return outcome(result.record, result.exit_code, failed)
+
+
+def _problem(job: dict[str, Any], message: str, status: str, code: int) -> dict[str, Any]:
+    """The outcome of a run that did not get to its steps: the folder it may have made."""
+    from ..run_folder import run_dir, runs_home
+
+    made = run_dir(runs_home(), job["run_id"]).is_dir()
+    return {
+        "id": job["run_id"] if made else None,
+        "status": status,
+        "exit_code": code,
+        "error": message,
+    }
 
 
 def _warm() -> None:
@@ -104,7 +117,10 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         os.environ.clear()
         os.environ.update({**base, **(job.get("env") or {})})
         os.chdir(job["cwd"])
-        answer = run_one(job)
+        try:
+            answer = run_one(job)
+        except KeyboardInterrupt:  # Ctrl-C before the runner took over its signals
+            answer = _problem(job, "interrupted before its steps started", "interrupted", 130)
         replies.write(RESULT_PREFIX + json.dumps(answer, default=repr) + "\n")
         replies.flush()
 

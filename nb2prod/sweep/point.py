@@ -22,6 +22,7 @@ import json
 import os
 import select
 import sys
+import traceback
 from typing import IO, Any
 
 from .jobs import RESULT_PREFIX
@@ -116,11 +117,15 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         # Each run as if started afresh in its project: the environment, then the folder.
         os.environ.clear()
         os.environ.update({**base, **(job.get("env") or {})})
-        os.chdir(job["cwd"])
         try:
+            os.chdir(job["cwd"])
             answer = run_one(job)
         except KeyboardInterrupt:  # Ctrl-C before the runner took over its signals
             answer = _problem(job, "interrupted before its steps started", "interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - nb2prod's own failure: said, and served on
+            traceback.print_exc()
+            why = f"nb2prod could not run it ({type(exc).__name__}: {exc})"
+            answer = _problem(job, why, "error", 1)
         replies.write(RESULT_PREFIX + json.dumps(answer, default=repr) + "\n")
         replies.flush()
 

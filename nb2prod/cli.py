@@ -57,6 +57,7 @@ def main() -> None:
       nb2prod export notebooks/churn.ipynb      # write pipelines/churn/vN
       nb2prod run pipelines/churn               # run it, tracked in MLflow
       nb2prod check notebooks/churn.ipynb       # in CI: is the export current?
+      nb2prod compile pipelines/churn --target kfp   # or airflow: run it on an engine
 
     \b
     Exit codes: 0 success, 1 a check or step failed, 2 bad input or usage,

@@ -350,8 +350,12 @@ def parse_value(key: str, text: str) -> object:
 def run_locally(arguments: dict, project: Path, outputs: Path) -> int:
     """Run the pipeline under kfp.local in this Python (no Docker), then print each step's
     metrics from its output folder. The exit code: 1 when a task failed (its log says why)."""
+    import warnings
+
     from kfp import local
 
+    # Every step "uses a custom base image": here it runs in this Python, on purpose.
+    warnings.filterwarnings("ignore", "You may be attemping to run a task", RuntimeWarning)
     outputs.mkdir(parents=True, exist_ok=True)
     before = set(outputs.iterdir())
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(outputs))

@@ -155,7 +155,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job`` (a :class:`Job` as JSON data) on an idle point server of this process; its
     outcome, as :func:`nb2prod.sweep.point.outcome` words it. Never raises for a failed run."""
     cwd = Path(job["cwd"])
-    if not (cwd / job["version_dir"]).is_dir():  # version_dir is absolute: the join keeps it
+    if not (cwd.is_dir() and Path(job["version_dir"]).is_dir()):
         return _problem(
             job,
             f"the project folder {cwd} (or its pipeline {job['version_dir']}) is not on "

@@ -22,6 +22,7 @@ import json
 import os
 import select
 import sys
+import traceback
 from typing import IO, Any
 
 from .jobs import RESULT_PREFIX
@@ -73,10 +74,23 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             tags=job.get("tags") or {},
         )
     except Nb2prodError as exc:
-        return {"id": None, "status": "error", "exit_code": exc.exit_code, "error": exc.message}
+        return _problem(job, exc.message, "error", exc.exit_code)
     tracking = result.tracking
     failed = tracking.error if tracking is not None and not tracking.ok else None
     return outcome(result.record, result.exit_code, failed)
+
+
+def _problem(job: dict[str, Any], message: str, status: str, code: int) -> dict[str, Any]:
+    """The outcome of a run that did not get to its steps: the folder it may have made."""
+    from ..run_folder import run_dir, runs_home
+
+    made = run_dir(runs_home(), job["run_id"]).is_dir()
+    return {
+        "id": job["run_id"] if made else None,
+        "status": status,
+        "exit_code": code,
+        "error": message,
+    }
 
 
 def _warm() -> None:
@@ -103,8 +117,15 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         # Each run as if started afresh in its project: the environment, then the folder.
         os.environ.clear()
         os.environ.update({**base, **(job.get("env") or {})})
-        os.chdir(job["cwd"])
-        answer = run_one(job)
+        try:
+            os.chdir(job["cwd"])
+            answer = run_one(job)
+        except KeyboardInterrupt:  # Ctrl-C before the runner took over its signals
+            answer = _problem(job, "interrupted before its steps started", "interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - nb2prod's own failure: said, and served on
+            traceback.print_exc()
+            why = f"nb2prod could not run it ({type(exc).__name__}: {exc})"
+            answer = _problem(job, why, "error", 1)
         replies.write(RESULT_PREFIX + json.dumps(answer, default=repr) + "\n")
         replies.flush()
 

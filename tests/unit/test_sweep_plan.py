@@ -145,3 +145,20 @@ def test_a_runs_tags_go_on_its_mlflow_parent_run_never_over_nb2prods_own() -> No
     tags = _RunLogger(None, _Progress(), Path("."), record)._parent_tags()
     assert tags["nb2prod.sweep"] == "s1" and tags["nb2prod.sweep.C"] == "0.1"
     assert tags["nb2prod.run_id"] == "r1"
+
+
+def test_a_worker_without_the_project_folder_says_so_without_running(tmp_path: Path) -> None:
+    from nb2prod.sweep.jobs import Job, run_job
+
+    job = Job(
+        version_dir=str(tmp_path / "elsewhere" / "pipelines" / "p" / "v1"),
+        cwd=str(tmp_path / "elsewhere"),
+        run_id="20261126-194404-123abcd",
+        params={"C": 0.1},
+        tags={},
+        track=False,
+    ).to_json()
+    outcome = run_job(job)
+    assert outcome["status"] == "error" and outcome["id"] == "20261126-194404-123abcd"
+    assert f"the project folder {tmp_path / 'elsewhere'}" in outcome["error"]
+    assert "Fix: make the project folder available at the same path" in outcome["error"]

@@ -646,7 +646,8 @@ def sweep(
     once and shared through the cache. Each run is tagged with the sweep's id in MLflow.
 
     \b
-    Exit codes: 0 every point succeeded, 1 a point failed, 2 bad input or usage.
+    Exit codes: 0 every point succeeded, 1 a point failed, 2 bad input or usage,
+    3 every point succeeded but one could not be tracked, 130 interrupted.
     """
     from .sweep import sweep_command
 

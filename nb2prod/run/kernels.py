@@ -221,7 +221,8 @@ class StepKernel:
             self.km.provisioner = provisioner
         self.cwd = cwd
         self.ready = threading.Event()
-        self._lock = threading.Lock()
+        # Re-entrant: a second Ctrl-C can arrive while the signal handler is inside shutdown()
+        self._lock = threading.RLock()
         self._closed = False
         self.timed_out = False
 

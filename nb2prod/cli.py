@@ -194,25 +194,30 @@ def _positive_seconds(value: float | None) -> float | None:
     return value
 
 
+def _parameter_options(func: F) -> F:
+    """``-p KEY=VALUE`` and ``-f FILE``, the same for every command that runs steps."""
+    func = click.option(
+        "-f",
+        "--params-file",
+        "files",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML file of parameter values layered over config.yaml (repeatable).",
+    )(func)
+    return click.option(
+        "-p",
+        "--param",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a parameter; the value is read as YAML (3, 0.5, true, [1, 2]).",
+    )(func)
+
+
 @main.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
-@click.option(
-    "-p",
-    "--param",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a parameter; the value is read as YAML (3, 0.5, true, [1, 2]).",
-)
-@click.option(
-    "-f",
-    "--params-file",
-    "files",
-    multiple=True,
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML file of parameter values layered over config.yaml (repeatable).",
-)
+@_parameter_options
 @click.option(
     "--steps", metavar="S,...", help="Run only these steps; upstream results come from the cache."
 )
@@ -496,23 +501,7 @@ def diff(pipeline: Path, version_a: str, version_b: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="The run folder: upstream steps' folders are read from it, this step's written to it.",
 )
-@click.option(
-    "-p",
-    "--param",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a parameter; the value is read as YAML (3, 0.5, true, [1, 2]).",
-)
-@click.option(
-    "-f",
-    "--params-file",
-    "files",
-    multiple=True,
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML file of parameter values layered over config.yaml (repeatable).",
-)
+@_parameter_options
 @click.option(
     "--step-timeout",
     type=float,

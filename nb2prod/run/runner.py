@@ -659,7 +659,7 @@ def _execute_step(
         nb = run.sources[step.name].notebook()
         env = _mlflow_env(run, step)
         if env:
-            nb.cells.insert(0, _environment_cell(env))
+            nb.cells.insert(0, environment_cell(env))
         record.change(
             step.name,
             "running",
@@ -674,7 +674,7 @@ def _execute_step(
         except Exception as exc:  # noqa: BLE001 - reported in run.json and by the CLI
             error = StepError.from_execution(exc, notebook)
             interrupted = run.interrupted.is_set()
-            _read_only(notebook)
+            make_read_only(notebook)
             record.change(
                 step.name,
                 "interrupted" if interrupted else "failed",
@@ -689,13 +689,13 @@ def _execute_step(
 
 def _collect(run: _Run, step: StepSpec, parts: KeyParts, duration: float) -> None:
     """Record what a successful step left in its folder, and remember it for later runs."""
-    _read_only(notebook_path(run.run_dir, step.name))
+    make_read_only(notebook_path(run.run_dir, step.name))
     run.record.change(
         step.name,
         "succeeded",
         duration=duration,
         outputs=output_hashes(run.run_dir, step.name, step.outputs),
-        metrics=_read_json(metrics_path(run.run_dir, step.name)),
+        metrics=read_json_object(metrics_path(run.run_dir, step.name)),
         models=sorted(p.stem for p in models_dir(run.run_dir, step.name).glob(f"*{MODEL_EXT}")),
     )
     if step.cache:
@@ -706,7 +706,7 @@ def _collect(run: _Run, step: StepSpec, parts: KeyParts, duration: float) -> Non
             run.record.warn(f"step {step.name} is not cached for later runs: {why}")
 
 
-def _read_only(path: Path) -> None:
+def make_read_only(path: Path) -> None:
     """Executed notebooks are results: read-only, like outputs (cached runs share them)."""
     with contextlib.suppress(OSError):
         os.chmod(path, os.stat(path).st_mode & ~0o222)
@@ -731,7 +731,7 @@ def _mlflow_env(run: _Run, step: StepSpec) -> dict[str, str]:
     return dict(scratch_env(Path(run.scratch)))
 
 
-def _environment_cell(env: dict[str, str]) -> Any:
+def environment_cell(env: dict[str, str]) -> Any:
     """A first cell, visible in the executed notebook, that sets the step's environment."""
     from nbformat.v4 import new_code_cell
 
@@ -743,7 +743,7 @@ def _environment_cell(env: dict[str, str]) -> Any:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):

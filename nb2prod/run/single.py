@@ -48,7 +48,15 @@ from .environment import check_environment
 from .fingerprints import data_inputs
 from .overrides import effective_params
 from .record import REUSABLE, StepError, StepRecord, describe_os_error, now, write_json
-from .runner import StepSource, git_commit, project_folder, working_folder
+from .runner import (
+    StepSource,
+    environment_cell,
+    git_commit,
+    make_read_only,
+    project_folder,
+    read_json_object,
+    working_folder,
+)
 
 #: step.json's format; readers refuse a newer one.
 STEP_SCHEMA = 1
@@ -247,9 +255,8 @@ def _execute(
     scratch = tempfile.mkdtemp(prefix="nb2prod-mlflow-") if source.uses_mlflow else None
     if scratch is not None:
         from ..tracking.mlflow_log import scratch_env
-        from .runner import _environment_cell
 
-        nb.cells.insert(0, _environment_cell(dict(scratch_env(Path(scratch)))))
+        nb.cells.insert(0, environment_cell(dict(scratch_env(Path(scratch)))))
     socket_dir = new_socket_dir() if os.name == "posix" else None
     kernel = StepKernel("python3", cwd, None, socket_dir)
     notebook = notebook_path(run_dir, step.name)
@@ -262,7 +269,7 @@ def _execute(
             kernel.execute(nb, notebook, parameters, timeout)
     except Exception as exc:  # noqa: BLE001 - recorded in step.json and printed
         error = StepError.from_execution(exc, notebook)
-        _read_only(notebook)
+        make_read_only(notebook)
         return replace(
             record,
             state="interrupted" if stopped.is_set() else "failed",
@@ -274,13 +281,13 @@ def _execute(
         for folder in (socket_dir, scratch):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-    _read_only(notebook)
+    make_read_only(notebook)
     return replace(
         record,
         state="succeeded",
         duration=round(time.monotonic() - t0, 3),
         outputs=output_hashes(run_dir, step.name, step.outputs),
-        metrics=_read_json(metrics_path(run_dir, step.name)),
+        metrics=read_json_object(metrics_path(run_dir, step.name)),
         models=sorted(p.stem for p in models_dir(run_dir, step.name).glob(f"*{MODEL_EXT}")),
     )
 
@@ -303,19 +310,6 @@ def _stop_on_signals(kernel: Any, stopped: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _read_only(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.chmod(path, os.stat(path).st_mode & ~0o222)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _shown_path(path: Path) -> str:

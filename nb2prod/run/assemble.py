@@ -68,11 +68,12 @@ def track_run_folder(run_dir: Path) -> TrackResult:
             "`nb2prod run`)."
         )
     data = _assemble(run_dir, steps)
-    if not config_path(run_dir).is_file():  # a folder assembled from artifacts (KFP) has none
-        import yaml
+    # The run's parameters as its steps ran them: a folder assembled from artifacts (KFP) has
+    # no config.yaml, and in a shared one each step left its own view of them.
+    import yaml
 
-        text = yaml.safe_dump(data.params, sort_keys=False, allow_unicode=True)
-        write_record(config_path(run_dir), text)
+    text = yaml.safe_dump(data.params, sort_keys=False, allow_unicode=True)
+    write_record(config_path(run_dir), text)
     record = RunRecord(record_path(run_dir), data)
     try:
         return TrackResult(_log(run_dir, record))

@@ -2,7 +2,8 @@
 
 Only click and the standard library load at start-up; each command imports what it needs, so
 ``nb2prod --help`` answers instantly. Exit codes: 0 success, 1 a check or step failed, 2 bad
-input or usage, 3 a run succeeded but could not be tracked.
+input or usage, 3 a run succeeded but could not be tracked, 4 every step succeeded but a gate
+failed.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> None:
 
     \b
     Exit codes: 0 success, 1 a check or step failed, 2 bad input or usage,
-    3 a run succeeded but could not be tracked, 130 interrupted.
+    3 a run succeeded but could not be tracked, 4 a gate failed, 130 interrupted.
     """
 
 
@@ -242,6 +243,32 @@ def _parameter_options(func: F) -> F:
     help="Refuse to run (exit 2) when installed libraries differ from the version's "
     "requirements.txt.",
 )
+@click.option(
+    "--gate",
+    "gates",
+    multiple=True,
+    metavar="EXPR",
+    help="Another gate to check after the steps, e.g. 'accuracy >= 0.97' (repeatable).",
+)
+@click.option(
+    "--baseline",
+    default="champion",
+    show_default=True,
+    metavar="champion|previous|vN|RUN",
+    help="The run the gates compare with: the champion, the previous successful run, a "
+    "version's newest successful run, or a run id.",
+)
+@click.option(
+    "--require-baseline",
+    is_flag=True,
+    help="A gate that needs a baseline fails when there is none (default: 'no baseline').",
+)
+@click.option(
+    "--promote",
+    is_flag=True,
+    help="When every gate passes, make this run the champion (MLflow registry alias "
+    "'champion'; a local record without tracking).",
+)
 @_friendly
 def run(
     pipeline: Path,
@@ -253,6 +280,10 @@ def run(
     junit: Path | None,
     no_track: bool,
     strict_env: bool,
+    gates: tuple[str, ...],
+    baseline: str,
+    require_baseline: bool,
+    promote: bool,
 ) -> None:
     """Run PIPELINE (pipelines/<name> for the latest version, or .../vN) with papermill.
 
@@ -260,8 +291,13 @@ def run(
     to .nb2prod/runs/<run-id>/ and to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db).
 
     \b
+    After the steps, the gates (the notebook's `gates` cell and --gate) are checked against
+    the baseline.
+
+    \b
     Exit codes: 0 success, 1 a step failed, 2 bad input or usage,
-    3 the run succeeded but could not be tracked, 130 interrupted.
+    3 the run succeeded but could not be tracked, 4 every step succeeded but a gate failed,
+    130 interrupted.
     """
     import os
     import time
@@ -297,6 +333,10 @@ def run(
         handle_signals=True,
         tracker=tracker,
         strict_env=strict_env,
+        gates=gates,
+        baseline=baseline,
+        promote=promote,
+        require_baseline=require_baseline,
     )
     total = _seconds_since_start(time.monotonic() - started)
     click.echo(run_text(result.record, result.path, total), err=result.exit_code not in (0,))
@@ -454,6 +494,61 @@ def _auto_gc(pipeline: str) -> None:
                 click.echo(f"{KEEP_ENV}: {line}", err=True)
     except Exception as exc:  # noqa: BLE001 - retention must never fail the run it follows
         click.echo(f"warning: removing old runs ({KEEP_ENV}={value}) failed: {exc}", err=True)
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--no-track", is_flag=True, help="Read only the local record, not MLflow.")
+@_friendly
+def champion(pipeline: str, as_json: bool, no_track: bool) -> None:
+    """Show the champion of PIPELINE (pipelines/<name>, or just <name>): the run that
+    `nb2prod run --promote` last promoted, from the MLflow registry (alias 'champion') when it
+    has one, else from the local record."""
+    from .gates.champion import read_champion
+    from .run_index import pipeline_name, runs_home
+
+    name = pipeline_name(pipeline)
+    home = runs_home()
+    local = read_champion(home, name) if name else None
+    registry = None
+    if not no_track and name:
+        from .tracking.mlflow_log import Tracker
+
+        reply = Tracker(models=False).find_baseline("champion", "champion", name)
+        registry = reply.get("baseline")
+        if reply.get("error"):
+            click.echo(f"warning: MLflow could not be asked ({reply['error']})", err=True)
+    if local is None and registry is None:
+        click.echo(
+            f"Pipeline `{name}` has no champion yet. Fix: promote a run whose gates pass: "
+            f"nb2prod run pipelines/{name} --promote",
+            err=True,
+        )
+        sys.exit(1)
+    found = {"pipeline": name, "local": local, "mlflow": registry}
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+        return
+    current = registry or local or {}
+    version = current.get("version")
+    click.echo(
+        f"champion of {name}: run {current.get('run_id')}"
+        + (f", v{version}" if version is not None else "")
+        + (f", promoted {local['promoted_at']}" if local and local.get("promoted_at") else "")
+    )
+    if registry is not None:
+        click.echo(f"  MLflow run {registry.get('mlflow_run_id')} (registry alias 'champion')")
+    if local and local.get("models"):
+        shown = ", ".join(f"{k} version {v}" for k, v in local["models"].items())
+        click.echo(f"  models: {shown}")
+    if registry and local and registry.get("run_id") != local.get("run_id"):
+        click.echo(
+            f"  note: the local record names run {local.get('run_id')}; MLflow's alias wins."
+        )
+    for key, value in (current.get("metrics") or {}).items():
+        shown = f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
+        click.echo(f"  {key} = {shown}")
 
 
 @main.command()

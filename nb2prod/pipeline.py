@@ -45,6 +45,7 @@ class PipelineSpec:
     # False for a version exported before nb2prod recorded file hashes: it could not be checked.
     verified: bool = True
     environment: EnvironmentSpec | None = None  # None: exported before nb2prod recorded it
+    gates: tuple[tuple[str, str], ...] = ()  # (expression, help) as pipeline.yaml lists them
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
@@ -164,6 +165,7 @@ def load_pipeline(path: Path) -> PipelineSpec:
         defaults=read_defaults(manifest),
         verified=manifest.verified,
         environment=manifest.environment,
+        gates=manifest.gates,
     )
 
 

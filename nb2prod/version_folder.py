@@ -281,6 +281,7 @@ class StepSpec:
     # Kale 2.x engine settings from the step's tags (cache, image, limit...), as exported.
     engine: dict[str, Any] = field(default_factory=dict)
     data: tuple[DataSpec, ...] = ()  # files the step reads, which join its cache key
+    metrics: tuple[str, ...] = ()  # the names its metrics cells assign
 
     @property
     def cache(self) -> bool:
@@ -369,6 +370,7 @@ class Manifest:
     # False for a version exported before nb2prod recorded file hashes: it could not be checked.
     verified: bool = True
     environment: EnvironmentSpec | None = None  # None: exported before nb2prod recorded it
+    gates: tuple[tuple[str, str], ...] = ()  # (expression, help), parsed by nb2prod.gates
 
 
 class _Fields:
@@ -504,7 +506,7 @@ def _check_step(m: _Fields, n: int, raw: Any, parameters: list[str]) -> StepSpec
     used = m.names(
         f"{at}.parameters", s.get("parameters"), lambda p: p in parameters, "a parameter"
     )
-    m.names(f"{at}.metrics", s.get("metrics"), bool, "a metric name")
+    metrics = m.names(f"{at}.metrics", s.get("metrics"), bool, "a metric name")
     depends_on = m.names(f"{at}.depends_on", s.get("depends_on"), is_safe_name, "a step name")
     for var, producer in inputs:
         if producer not in depends_on:
@@ -525,6 +527,7 @@ def _check_step(m: _Fields, n: int, raw: Any, parameters: list[str]) -> StepSpec
         depends_on=tuple(depends_on),
         engine=dict(engine),
         data=data,
+        metrics=tuple(metrics),
     )
 
 
@@ -598,6 +601,7 @@ def load_manifest(vdir: Path) -> Manifest:
     if not raw_steps:
         raise m.bad("steps", "is empty")
     steps = [_check_step(m, n, s, parameters) for n, s in enumerate(raw_steps)]
+    gates = _check_gates(m)
     return Manifest(
         path=vdir,
         name=name,
@@ -611,7 +615,20 @@ def load_manifest(vdir: Path) -> Manifest:
         nb2prod_version=str(data.get("nb2prod_version", "")),
         verified=verified,
         environment=read_environment(vdir, data),
+        gates=gates,
     )
+
+
+def _check_gates(m: _Fields) -> tuple[tuple[str, str], ...]:
+    """The ``gates`` list as (expression, help) text; what each means is nb2prod.gates' job."""
+    raw = m.get("gates", list, required=False) or []
+    found = []
+    for n, entry in enumerate(raw):
+        entry = m.get(f"gates[{n}]", dict, entry)
+        expr = m.get(f"gates[{n}].expr", str, entry.get("expr"))
+        help_text = m.get(f"gates[{n}].help", str, entry.get("help"), required=False) or ""
+        found.append((expr, help_text))
+    return tuple(found)
 
 
 def read_defaults(manifest: Manifest) -> dict[str, Any]:

@@ -170,6 +170,8 @@ def manifest(
             "kernel": "python3",
         },
         "parameters": order,
+        # Only when there are some, so versions exported before gates existed stay the same.
+        **({"gates": [g.to_manifest() for g in plan.gates]} if plan.gates else {}),
         "steps": [_step_entry(plan, s, order) for s in plan.steps],
         "dag": {"order": [s.name for s in plan.steps], "edges": [list(e) for e in plan.edges]},
         **recorded,

@@ -20,8 +20,8 @@ MLFLOW_OVERRIDES = ("set_experiment", "set_tracking_uri")
 def analyse_cells(nb: Notebook, cells: list[CellPlan], log: ProblemLog) -> None:
     """Fill in each code cell's analysis and report what is wrong inside the cell itself."""
     for plan in cells:
-        if plan.cell_type != "code":
-            continue
+        if plan.cell_type != "code" or plan.role == "gates":
+            continue  # a gates cell is read by plan.gates, never run
         plan.analysis = a = analyse_cell(nb.cells[plan.index].source)
         if a.syntax_error is not None:
             line = f" on line {a.syntax_line}" if a.syntax_line else ""

@@ -8,11 +8,12 @@ the variable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
+from ..gates.expr import Gate
 from ..version_folder import default_pipeline_name
 from .checks import (
     MLFLOW_OVERRIDES,
@@ -24,6 +25,7 @@ from .checks import (
 )
 from .datafiles import find_data_reads
 from .dataflow import IPYTHON_IMPORTS, trace_data_flow
+from .gates import read_gates
 from .model import CellPlan, CellRole, Hoist, Input, MetricsCell, StepPlan
 from .notebook import Cell, Notebook, notebook_from_json, read_notebook
 from .ordering import order_steps
@@ -43,6 +45,7 @@ class Plan:
     steps: list[StepPlan]  # in run order
     edges: list[tuple[str, str]]
     problems: list[Problem]
+    gates: list[Gate] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -73,6 +76,7 @@ class Plan:
                 }
                 for p in self.parameters
             ],
+            "gates": [g.to_json() for g in self.gates],
             "steps": [s.to_json(order) for s in self.steps],
             "dag": {
                 "order": [s.name for s in self.steps],
@@ -110,6 +114,7 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     check_randomness(nb, roles.cells, roles.steps, log)
     check_mlflow_overrides(nb, roles.cells, log)
     check_plan(roles.cells, roles.steps, parameters, log)
+    gates = read_gates(nb, roles.cells, roles.steps, log)
     return Plan(
         notebook=nb,
         name=name or default_pipeline_name(nb.path),
@@ -118,6 +123,7 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
         steps=ordering.steps,
         edges=ordering.edges,
         problems=log.in_report_order(),
+        gates=gates,
     )
 
 

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from ..gates.report import gates_markdown
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -15,14 +17,22 @@ def _plain(text: str) -> str:
 
 
 def junit_xml(record: dict[str, Any]) -> str:
-    """One test case per step; failed steps fail, skipped and interrupted ones are skipped."""
+    """One test case per step, then one per gate; failed steps and gates fail, skipped and
+    interrupted steps (and gates not checked or without a baseline) are skipped."""
     steps = record["steps"]
+    gates = (record.get("gates") or {}).get("results") or []
     suite = ET.Element(
         "testsuite",
         name=f"{record['pipeline']} v{record['version']}",
-        tests=str(len(steps)),
-        failures=str(sum(1 for s in steps.values() if s["state"] == "failed")),
-        skipped=str(sum(1 for s in steps.values() if s["state"] in ("skipped", "interrupted"))),
+        tests=str(len(steps) + len(gates)),
+        failures=str(
+            sum(1 for s in steps.values() if s["state"] == "failed")
+            + sum(1 for g in gates if g.get("status") == "failed")
+        ),
+        skipped=str(
+            sum(1 for s in steps.values() if s["state"] in ("skipped", "interrupted"))
+            + sum(1 for g in gates if g.get("status") in ("no baseline", "not checked"))
+        ),
         time=f"{record.get('duration') or 0:.3f}",
         timestamp=str(record.get("started_at") or ""),
     )
@@ -50,8 +60,30 @@ def junit_xml(record: dict[str, Any]) -> str:
         elif step["state"] == "cached":
             out = ET.SubElement(case, "system-out")
             out.text = f"reused from run {step.get('cached_from')}"
+    for gate in gates:
+        _gate_case(suite, record, gate)
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _gate_case(suite: ET.Element, record: dict[str, Any], gate: dict[str, Any]) -> None:
+    case = ET.SubElement(
+        suite, "testcase", classname=f"nb2prod.{record['pipeline']}.gates", name=str(gate["expr"])
+    )
+    status = gate.get("status")
+    detail = (
+        f"value {gate.get('value')}, baseline {gate.get('baseline')}, "
+        f"threshold {gate.get('threshold')}"
+    )
+    if status == "failed":
+        failure = ET.SubElement(
+            case, "failure", message=str(gate.get("reason") or "gate failed"), type="GateFailed"
+        )
+        failure.text = detail
+    elif status in ("no baseline", "not checked"):
+        ET.SubElement(case, "skipped", message=str(gate.get("reason") or status))
+    else:
+        ET.SubElement(case, "system-out").text = detail
 
 
 def write_junit(record: dict[str, Any], path: Path) -> None:
@@ -88,6 +120,7 @@ def markdown_summary(record: dict[str, Any]) -> str:
     if metrics:
         lines += ["", "| metric | value |", "| --- | --- |"]
         lines += [f"| {_cell(k)} | {v:.6g} |" for k, v in metrics.items()]
+    lines += gates_markdown(record)
     tracking = record.get("tracking") or {}
     if tracking.get("run_id"):
         lines += [

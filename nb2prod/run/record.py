@@ -204,6 +204,9 @@ class RunData:
     # Labels a caller gives the run (a sweep's id and point), also set on its MLflow parent run;
     # in run.json only when there are some.
     tags: dict[str, str] = field(default_factory=dict)
+    # What the gates compared with, and their results (nb2prod.gates); only when there are some.
+    baseline: dict[str, Any] | None = None
+    gates: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -232,6 +235,10 @@ class RunData:
         }
         if self.tags:
             data["tags"] = dict(self.tags)
+        if self.baseline is not None:
+            data["baseline"] = self.baseline
+        if self.gates is not None:
+            data["gates"] = self.gates
         return data
 
 
@@ -290,23 +297,50 @@ class RunRecord:
         tracking: dict[str, Any],
         models: dict[str, Any] | None = None,
         final: bool = False,
+        promoted: dict[str, Any] | None = None,
     ) -> None:
         """The MLflow phase moves on (``event``: tracking, then tracked); ``models``: the
-        registered model URIs of each step, once logged."""
+        registered model URIs of each step, once logged; ``promoted``: the run became the
+        champion (``gates.promoted``)."""
         with self.lock:
             self.data.tracking = tracking
+            if promoted is not None and self.data.gates is not None:
+                self.data.gates = {**self.data.gates, "promoted": promoted}
             for step_name, uris in (models or {}).items():
                 self.data.steps[step_name] = replace(self.data.steps[step_name], model_uris=uris)
             self._save(final=final)
         self._notify(event, "", dict(tracking))
 
-    def finish(self, status: str, duration: float, final: bool) -> None:
-        """The run's outcome, with the metrics of its steps merged in run order. ``final``:
-        nothing will be written after this (no tracking follows)."""
+    def promoted(self, promoted: dict[str, Any]) -> None:
+        """The run became its pipeline's champion (``gates.promoted``)."""
+        with self.lock:
+            if self.data.gates is not None:
+                self.data.gates = {**self.data.gates, "promoted": promoted}
+            self._save(final=True)
+        self._notify("promoted", "", dict(promoted))
+
+    def merged_metrics(self) -> dict[str, Any]:
+        """The metrics of the steps merged in run order (a later step's value wins)."""
         with self.lock:
             merged: dict[str, Any] = {}
             for step in self.data.steps.values():
                 merged.update(step.metrics or {})
+            return merged
+
+    def finish(
+        self,
+        status: str,
+        duration: float,
+        final: bool,
+        baseline: dict[str, Any] | None = None,
+        gates: dict[str, Any] | None = None,
+    ) -> None:
+        """The run's outcome, with the metrics of its steps merged in run order (and the gates'
+        verdict). ``final``: nothing will be written after this (no tracking follows)."""
+        merged = self.merged_metrics()
+        with self.lock:
+            self.data.baseline = baseline
+            self.data.gates = gates
             self.data.status = status
             self.data.finished_at = now()
             self.data.duration = duration

@@ -50,6 +50,9 @@ from ..run_folder import (
 from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
 from .environment import EnvironmentCheck, check_environment
 from .fingerprints import data_inputs
+from .gating import Gating, promotion_due, record_champion
+from .gating import evaluate as evaluate_gates
+from .gating import prepare as prepare_gates
 from .overrides import effective_params
 from .record import (
     REUSABLE,
@@ -98,6 +101,9 @@ class RunResult:
             return 130
         if self.status != "succeeded":
             return 1
+        gates = self.record.get("gates")
+        if isinstance(gates, dict) and gates.get("status") == "failed":
+            return 4
         if self.tracking is not None and not self.tracking.ok:
             return 3
         return 0
@@ -178,6 +184,7 @@ class _Run:
     scratch: str | None = None  # a throwaway MLflow store for steps of an untracked run
     phase: str = "steps"  # then "tracking": what a signal interrupts
     socket_dir: str | None = None  # the kernels' Unix sockets, in a private temporary folder
+    gating: Gating | None = None
 
 
 def run_pipeline(
@@ -197,6 +204,10 @@ def run_pipeline(
     tracker: TrackingWorker | None = None,
     strict_env: bool = False,
     tags: dict[str, str] | None = None,
+    gates: Iterable[str] = (),
+    baseline: str = "champion",
+    promote: bool = False,
+    require_baseline: bool = False,
 ) -> RunResult:
     """Run ``pipeline``: a version already loaded (:func:`nb2prod.pipeline.load_pipeline`), or
     its path (``pipelines/<name>`` or ``.../vN``). See the module's docs.
@@ -207,6 +218,9 @@ def run_pipeline(
     ``track`` is set; it is stopped when the run cannot start. ``strict_env``: refuse to run
     (exit 2) when the installed libraries differ from the version's requirements.txt.
     ``tags``: recorded in run.json and set on the run's MLflow parent run (a sweep's id).
+    ``gates``: gate expressions checked after the steps besides the version's own, against
+    ``baseline`` (champion, previous, vN or a run id); ``promote``: make the run the champion
+    when every gate passes; ``require_baseline``: a gate that needs a missing baseline fails.
     """
     if track and tracker is None:
         from ..tracking.worker import TrackingWorker
@@ -225,6 +239,7 @@ def run_pipeline(
         needed = spec.upstream(selected)
         cwd = working_folder(spec)
         reads = data_inputs(spec, effective, needed, cwd, home)  # exit 2 before the run exists
+        gating = prepare_gates(spec, gates, baseline, promote, require_baseline, home, tracker)
         run_path, run_id = _open_run_folder(home, run_id, effective)
         data = _new_record(spec, run_id, effective, overrides, needed, tracked=tracker is not None)
         data.tags = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -244,6 +259,7 @@ def run_pipeline(
             cwd=cwd,
             tracker=tracker,
             env=env,
+            gating=gating,
         )
         return _run(run, run_path, jobs or os.cpu_count() or 1, handle_signals)
     finally:
@@ -419,9 +435,22 @@ def _finish(run: _Run, started: float, run_path: Path) -> RunResult:
         status = "failed"
     else:
         status = "succeeded"
+    baseline, gates = None, None
+    if run.gating is not None:
+        baseline, gates = evaluate_gates(
+            run.gating, status, record.merged_metrics(), run.spec.name, run.home, run.tracker
+        )
+        for message in run.gating.warnings:
+            record.warn(message)
     # The tracker reads run.json, so it must be complete before logging starts.
-    record.finish(status, round(time.monotonic() - started, 3), final=run.tracker is None)
-    return RunResult(record.data.id, run_path, record.to_json())
+    final = run.tracker is None
+    record.finish(status, round(time.monotonic() - started, 3), final, baseline, gates)
+    result = RunResult(record.data.id, run_path, record.to_json())
+    if final and promotion_due(result.record):  # untracked: the champion is recorded locally
+        promoted = record_champion(run.home, result.record, {})
+        record.promoted(promoted)
+        result.record = record.to_json()
+    return result
 
 
 def _track(run: _Run, result: RunResult) -> None:
@@ -453,7 +482,11 @@ def _track(run: _Run, result: RunResult) -> None:
     run.tracker.close()
     tracking = result.tracking.to_json()
     tracking.update(state="done", duration=round(time.monotonic() - t0, 3))
-    record.track("tracked", tracking, models=result.tracking.models, final=True)
+    promoted = None
+    if result.tracking.promoted is not None:
+        record.data.tracking = tracking  # the champion record keeps the MLflow run's id
+        promoted = record_champion(run.home, record.to_json(), result.tracking.promoted)
+    record.track("tracked", tracking, models=result.tracking.models, final=True, promoted=promoted)
     result.record = record.to_json()
 
 

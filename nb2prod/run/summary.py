@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..gates.report import gates_text
+
 
 def _timing(record: dict[str, Any], total: float | None) -> str:
     """``in 8.9s (steps 5.6s, MLflow 3.1s, start-up 0.2s)``: the parts add up to what the user
@@ -68,6 +70,7 @@ def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) 
     metrics = record.get("metrics") or {}
     if metrics:
         lines += ["", "metrics:"] + [f"  {k} = {_value(v)}" for k, v in metrics.items()]
+    lines += gates_text(record)
     lines += ["", f"run folder: {run_dir}"]
     tracking = record.get("tracking")
     if tracking and tracking.get("state", "done") == "done":

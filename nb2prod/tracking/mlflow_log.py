@@ -120,6 +120,7 @@ class TrackingResult:
     run_id: str | None
     error: str | None
     models: dict[str, dict[str, str]] | None = None  # step -> model name -> MLflow model URI
+    promoted: dict[str, str] | None = None  # registered model -> version, when promoted
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``run.json`` keeps under ``tracking``)."""
@@ -170,6 +171,18 @@ class _Progress:
     open_runs: list[str] = field(default_factory=list)
     client: Any = None
     models: dict[str, dict[str, str]] = field(default_factory=dict)
+    promoted: dict[str, str] | None = None
+
+
+def _promotion_due(record: Mapping[str, Any]) -> bool:
+    """--promote was asked for, every step succeeded and every gate passed."""
+    gates = record.get("gates")
+    return (
+        record.get("status") == "succeeded"
+        and isinstance(gates, dict)
+        and bool(gates.get("promote"))
+        and gates.get("status") == "passed"
+    )
 
 
 class Tracker:
@@ -255,6 +268,29 @@ class Tracker:
             self._open_failed.add(key)
             return {}
 
+    def find_baseline(self, kind: str, value: str, pipeline: str) -> dict[str, Any]:
+        """The champion (``kind`` "champion") or an MLflow run (``kind`` "run", ``value`` its
+        id) of ``pipeline`` as a baseline: ``{"baseline": {...} | None, "error": str | None}``.
+        Never raises."""
+        from .registry import find_champion, find_run
+
+        try:
+            mlflow = _import_mlflow(models=False)
+            if _is_http(self.uri):
+                _check_reachable(self.uri, Path("."))
+            with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with _use_uri(mlflow, self.tracking_uri):
+                    client = _client(mlflow, mlflow.get_tracking_uri())
+                    found = (
+                        find_champion(client, pipeline)
+                        if kind == "champion"
+                        else find_run(client, value, pipeline)
+                    )
+            return {"baseline": found, "error": None}
+        except Exception as exc:  # noqa: BLE001 - the caller decides what a failure means
+            return {"baseline": None, "error": _one_line(exc)}
+
     def abandon(self) -> None:
         """End every run :meth:`open_step` created as KILLED: the run ended without log_run."""
         if not self.opened:
@@ -295,6 +331,16 @@ class Tracker:
                     try:
                         progress.client = _client(mlflow, uri)
                         _RunLogger(mlflow, progress, run_dir, record, opened).log()
+                        if _promotion_due(record):
+                            from .registry import promote
+
+                            progress.promoted = promote(
+                                mlflow,
+                                progress.client,
+                                str(record["pipeline"]),
+                                progress.models,
+                                str(record["id"]),
+                            )
                     except BaseException as exc:
                         # Still under the short HTTP limits: mark what was created as failed.
                         _close_open_runs(progress, isinstance(exc, KeyboardInterrupt))
@@ -307,6 +353,7 @@ class Tracker:
                 run_id=progress.parent_run_id,
                 error=None,
                 models=progress.models,
+                promoted=progress.promoted,
             )
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, never raised
             return TrackingResult(
@@ -710,6 +757,13 @@ class _RunLogger:
             import getpass
 
             tags["mlflow.user"] = getpass.getuser()
+        gates = record.get("gates")
+        if isinstance(gates, dict) and gates.get("status"):
+            tags["nb2prod.gates"] = gates["status"]
+        baseline = record.get("baseline")
+        if isinstance(baseline, dict):
+            tags["nb2prod.baseline_run_id"] = baseline.get("mlflow_run_id") or ""
+            tags["nb2prod.baseline"] = baseline.get("run_id") or baseline.get("source") or ""
         extra = record.get("tags")  # the caller's own (a sweep's id), never nb2prod's
         if isinstance(extra, dict):
             tags.update({str(k): v for k, v in extra.items() if str(k) not in tags})

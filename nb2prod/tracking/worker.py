@@ -96,6 +96,21 @@ class TrackingWorker:
                 self._broken = True  # the worker died; log_run logs from this process
                 return {}
 
+    def find_baseline(self, kind: str, value: str, pipeline: str) -> dict[str, Any]:
+        """See :meth:`nb2prod.tracking.mlflow_log.Tracker.find_baseline`; waits for the worker
+        to have MLflow ready."""
+        with self._lock:
+            try:
+                if self._broken:
+                    raise OSError("the tracking worker stopped")
+                reply = self._ask(
+                    {"baseline": {"kind": kind, "value": value, "pipeline": pipeline}}
+                )
+                return dict(reply)
+            except (OSError, ValueError, TypeError) as exc:
+                self._broken = True
+                return {"baseline": None, "error": f"the tracking worker stopped ({exc})"}
+
     def log_run(self, run_dir: Path) -> Any:
         from .mlflow_log import OpenedRuns, Tracker, TrackingResult
 
@@ -188,6 +203,16 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
             env = tracker.open_step(run_dir, str(request.get("step")))
             opened = tracker.opened.get(_run_key(run_dir))
             _reply(replies, {"env": env, "opened": opened.to_json() if opened else None})
+        elif isinstance(message.get("baseline"), dict):
+            request = message["baseline"]
+            _reply(
+                replies,
+                tracker.find_baseline(
+                    str(request.get("kind")),
+                    str(request.get("value")),
+                    str(request.get("pipeline")),
+                ),
+            )
         elif message.get("run_dir"):
             if warming is not None:
                 warming.join()

@@ -26,16 +26,17 @@ SHARED = {
 # What each room may import besides itself and the shared modules.
 MAY_USE = {
     "shared": set(),
-    "plan": set(),
+    "gates": set(),
+    "plan": {"gates"},
     "export": {"plan"},
     "tracking": set(),
-    "run": {"plan", "tracking"},
+    "run": {"plan", "tracking", "gates"},
     "catalog": {"plan"},
     "compile": set(),
     "sweep": {"run", "tracking"},
     "widgets": {"catalog", "run"},
     "server": {"catalog", "plan", "export", "run", "compile"},
-    "cli": {"plan", "export", "run", "tracking", "compile", "sweep"},
+    "cli": {"plan", "export", "run", "tracking", "compile", "sweep", "gates"},
     "__init__": {"plan", "export", "run"},
     "__main__": {"cli"},
 }

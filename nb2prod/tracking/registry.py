@@ -4,6 +4,7 @@ promoting a run (registering its models and moving the ``champion`` alias to the
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 ALIAS = "champion"
@@ -93,7 +94,9 @@ def promote(
     for uri, name in registered_names(pipeline, usable).items():
         with contextlib.suppress(Exception):
             client.create_registered_model(name)  # raises when it exists already
-        version = mlflow.register_model(uri, name, tags={RUN_TAG: run_id})
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+            # MLflow prints "Created version ..." itself; nb2prod's summary says it once.
+            version = mlflow.register_model(uri, name, tags={RUN_TAG: run_id})
         client.set_registered_model_alias(name, ALIAS, str(version.version))
         promoted[name] = str(version.version)
     return promoted

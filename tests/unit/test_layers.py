@@ -33,9 +33,10 @@ MAY_USE = {
     "catalog": {"plan"},
     "compile": set(),
     "sweep": {"run", "tracking"},
+    "compare": set(),
     "widgets": {"catalog", "run"},
     "server": {"catalog", "plan", "export", "run", "compile"},
-    "cli": {"plan", "export", "run", "tracking", "compile", "sweep"},
+    "cli": {"plan", "export", "run", "tracking", "compile", "sweep", "compare"},
     "__init__": {"plan", "export", "run"},
     "__main__": {"cli"},
 }

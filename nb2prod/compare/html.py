@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ..errors import Nb2prodError
 from ..run_folder import write_record
-from .tables import SAME, Comparison, Trend, build_trends
+from .tables import ABSENT, SAME, Comparison, Trend, build_trends
 from .text import gate_cell, metric_cell, run_line, shown
 
 WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 200, 56, 24
@@ -133,7 +133,10 @@ def _code(c: Comparison) -> str:
         return "<p class='muted'>No steps known (version folders missing).</p>"
     labels = [r.label for r in c.runs[1:]]
     rows = [
-        [_td(row.step), *(_td(ch, "" if ch == SAME else "changed") for ch in row.changes[1:])]
+        [
+            _td(row.step),
+            *(_td(ch, "" if ch in (SAME, ABSENT) else "changed") for ch in row.changes[1:]),
+        ]
         for row in c.code
     ]
     return _table(["step", *labels], rows)

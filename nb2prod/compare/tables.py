@@ -22,7 +22,8 @@ from .resolve import ComparedRun, read_champion, successful_runs
 SCHEMA_VERSION = 1
 HIGHER, LOWER = "higher", "lower"
 # Code changes of a step against the first run's version.
-SAME, CHANGED, ADDED, REMOVED, UNKNOWN = "same", "changed", "added", "removed", "unknown"
+SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
+ABSENT, UNKNOWN = "absent", "unknown"  # not in either version; version folders not found
 _GATE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=|>|<)")
 
 
@@ -85,7 +86,9 @@ class GateRow:
 @dataclass(frozen=True)
 class CodeRow:
     step: str
-    changes: list[str]  # per run against the first run's version: same, changed, added...
+    # Per run against the first run's version: same, changed, added, removed, absent (from
+    # both), unknown (a version folder is missing); the first run's own is same or absent.
+    changes: list[str]
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,8 @@ def _version(record: dict[str, Any], home: Path) -> _Version:
 
 
 def _change(base: _Version, other: _Version, step: str) -> str:
+    if step not in other.steps and step not in base.steps:
+        return ABSENT
     if step not in other.steps:
         return REMOVED
     if step not in base.steps:
@@ -375,7 +380,13 @@ def _change(base: _Version, other: _Version, step: str) -> str:
 
 def code_rows(versions: Sequence[_Version]) -> list[CodeRow]:
     steps = list(dict.fromkeys(s for v in versions for s in v.steps))
-    return [CodeRow(s, [SAME] + [_change(versions[0], v, s) for v in versions[1:]]) for s in steps]
+    base = versions[0]
+    return [
+        CodeRow(
+            s, [SAME if s in base.steps else ABSENT] + [_change(base, v, s) for v in versions[1:]]
+        )
+        for s in steps
+    ]
 
 
 # --- the whole comparison ---------------------------------------------------------------------

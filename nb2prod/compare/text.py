@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .tables import SAME, Comparison, GateCell, MetricRow, RunInfo
+from .tables import ABSENT, SAME, Comparison, GateCell, MetricRow, RunInfo
 
 MAX_WIDTH = 40  # a long parameter value is cut here, with an ellipsis
 
@@ -103,13 +103,13 @@ def comparison_text(c: Comparison) -> str:
 
     base = c.runs[0]
     against = f"{labels[0]} ({base.pipeline} v{base.version})"
-    changed = [row for row in c.code if any(ch != SAME for ch in row.changes[1:])]
+    changed = [r for r in c.code if any(ch not in (SAME, ABSENT) for ch in r.changes[1:])]
     if not c.code:
         lines += ["", f"Step code against {against}: no steps known (version folders missing)."]
     elif not changed:
         lines += ["", f"Step code against {against}: no step's code changed."]
     else:
         lines += ["", f"Step code against {against}:"]
-        rows = [[row.step, *row.changes[1:]] for row in changed]
+        rows = [[r.step, *(ch if ch != ABSENT else "-" for ch in r.changes[1:])] for r in changed]
         lines += table(["step", *labels[1:]], rows)
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ from ..run_folder import write_record
 from .tables import ABSENT, SAME, Comparison, Trend, build_trends
 from .text import gate_cell, metric_cell, run_line, shown
 
-WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 200, 56, 24
+WIDTH, HEIGHT, PAD_X, PAD_TOP, PAD_BOTTOM = 640, 210, 56, 24, 40  # room below for labels
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;
@@ -153,15 +153,15 @@ def chart(trend: Trend) -> str:
 
     def xy(i: int, v: float) -> tuple[float, float]:
         x = PAD_X + i * span_x if len(points) > 1 else WIDTH / 2
-        y = HEIGHT - PAD_Y - (v - low) / (high - low) * (HEIGHT - 2 * PAD_Y)
+        y = HEIGHT - PAD_BOTTOM - (v - low) / (high - low) * (HEIGHT - PAD_TOP - PAD_BOTTOM)
         return round(x, 1), round(y, 1)
 
     coords = [xy(i, p.value) for i, p in enumerate(points)]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{_e(trend.metric)} over runs">',
-        f'<text x="4" y="{PAD_Y}">{_e(shown(high))}</text>',
-        f'<text x="4" y="{HEIGHT - PAD_Y}">{_e(shown(low))}</text>',
+        f'<text x="4" y="{PAD_TOP + 4}">{_e(shown(high))}</text>',
+        f'<text x="4" y="{HEIGHT - PAD_BOTTOM + 4}">{_e(shown(low))}</text>',
     ]
     if len(coords) > 1:
         line = " ".join(f"{x},{y}" for x, y in coords)

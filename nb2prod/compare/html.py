@@ -15,8 +15,10 @@ from urllib.parse import quote
 
 from ..errors import Nb2prodError
 from ..run_folder import write_record
-from .tables import ABSENT, SAME, Comparison, Trend, build_trends
+from .code import ABSENT, SAME
+from .tables import Comparison
 from .text import gate_cell, metric_cell, run_line, shown
+from .trend import Trend, build_trends
 
 WIDTH, HEIGHT, PAD_X, PAD_TOP, PAD_BOTTOM = 640, 210, 56, 24, 40  # room below for labels
 
@@ -46,7 +48,7 @@ def _e(text: object) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> str:
     """``rows`` cells are HTML already (escaped by the caller)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(rows_cell for rows_cell in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -6,7 +6,6 @@ Every value is read from the runs' records (``run.json``) and their version fold
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -15,15 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Nb2prodError
-from ..version_folder import MANIFEST, PIPELINES, read_manifest, step_module, version_path
-from .resolve import ComparedRun, read_champion, successful_runs
+from .code import CodeRow, code_rows, read_version
+from .resolve import ComparedRun, read_champion
 
 SCHEMA_VERSION = 1
 HIGHER, LOWER = "higher", "lower"
-# Code changes of a step against the first run's version.
-SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
-ABSENT, UNKNOWN = "absent", "unknown"  # not in either version; version folders not found
 _GATE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=|>|<)")
 
 
@@ -84,14 +79,6 @@ class GateRow:
 
 
 @dataclass(frozen=True)
-class CodeRow:
-    step: str
-    # Per run against the first run's version: same, changed, added, removed, absent (from
-    # both), unknown (a version folder is missing); the first run's own is same or absent.
-    changes: list[str]
-
-
-@dataclass(frozen=True)
 class Comparison:
     runs: list[RunInfo]
     parameters: list[ParameterRow]  # only those that differ
@@ -122,7 +109,7 @@ def _mapping(record: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value
@@ -214,7 +201,7 @@ def metric_rows(
     metrics = [_mapping(r, "metrics") for r in records]
     rows = []
     for name in _ordered_keys(metrics):
-        values = [_number(m.get(name)) for m in metrics]
+        values = [number(m.get(name)) for m in metrics]
         first = values[0]
         deltas: list[float | None] = [None]
         for v in values[1:]:
@@ -258,9 +245,9 @@ def gate_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str | None], list
                 if not found
                 else GateCell(
                     status=str(g.get("status", "")),
-                    value=_number(g.get("value")),
-                    threshold=_number(g.get("threshold")),
-                    baseline=_number(g.get("baseline")),
+                    value=number(g.get("value")),
+                    threshold=number(g.get("threshold")),
+                    baseline=number(g.get("baseline")),
                     reason=g.get("reason") if isinstance(g.get("reason"), str) else None,
                 )
             )
@@ -282,119 +269,12 @@ def _manifest_gates(manifest: dict[str, Any] | None) -> list[tuple[str, str]]:
     return out
 
 
-# --- code -------------------------------------------------------------------------------------
-def version_dir(record: dict[str, Any], home: Path) -> Path | None:
-    """The version folder a run ran, found from where the run started or the project folder."""
-    recorded = record.get("version_dir")
-    candidates = []
-    if isinstance(recorded, str) and recorded:
-        path = Path(recorded)
-        candidates += [path] if path.is_absolute() else [path, home.parent / path]
-    name, version = record.get("pipeline"), record.get("version")
-    if isinstance(name, str) and name and isinstance(version, int):
-        candidates.append(version_path(PIPELINES / name, version))
-    return next((c for c in candidates if (c / MANIFEST).is_file()), None)
-
-
-def _manifest(folder: Path | None) -> dict[str, Any] | None:
-    if folder is None:
-        return None
-    try:
-        return read_manifest(folder)
-    except Nb2prodError:
-        return None
-
-
-def _step_names(manifest: dict[str, Any] | None, record: dict[str, Any]) -> list[str]:
-    steps = (manifest or {}).get("steps")
-    if isinstance(steps, list):
-        return [str(s.get("name")) for s in steps if isinstance(s, dict)]
-    return [str(s) for s in record.get("steps") or {}]
-
-
-def code_digest(text: str) -> str:
-    """SHA-256 of a step module's code alone. Each module's header names its version (and its
-    cell markers their notebook positions), so the file's own hash differs between any two
-    versions; this leaves out the jupytext header, markdown cells and cell markers."""
-    kept: list[str] = []
-    lines = text.replace("\r\n", "\n").split("\n")
-    if lines and lines[0] == "# ---":
-        end = next((i for i, line in enumerate(lines[1:], 1) if line == "# ---"), 0)
-        lines = lines[end + 1 :]
-    markdown = False
-    for line in lines:
-        if line.startswith("# %%"):
-            markdown = "[markdown]" in line
-            kept.append("# %%")
-        elif not markdown:
-            kept.append(line)
-    return hashlib.sha256("\n".join(kept).strip().encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Version:
-    folder: Path | None
-    manifest: dict[str, Any] | None
-    steps: list[str]
-    key: tuple[str, int | None]  # (pipeline, version): equal keys ran the same code
-
-    def file_sha(self, step: str) -> str | None:
-        files = (self.manifest or {}).get("files")
-        sha = files.get(step_module(step)) if isinstance(files, dict) else None
-        return sha if isinstance(sha, str) else None
-
-    def code(self, step: str) -> str | None:
-        if self.folder is None:
-            return None
-        try:
-            return code_digest((self.folder / step_module(step)).read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return None
-
-
-def _version(record: dict[str, Any], home: Path) -> _Version:
-    folder = version_dir(record, home)
-    manifest = _manifest(folder)
-    version = record.get("version")
-    key = (str(record.get("pipeline")), version if isinstance(version, int) else None)
-    return _Version(folder, manifest, _step_names(manifest, record), key)
-
-
-def _change(base: _Version, other: _Version, step: str) -> str:
-    if step not in other.steps and step not in base.steps:
-        return ABSENT
-    if step not in other.steps:
-        return REMOVED
-    if step not in base.steps:
-        return ADDED
-    if base.key == other.key and base.key[1] is not None:
-        return SAME
-    sha_a, sha_b = base.file_sha(step), other.file_sha(step)
-    if sha_a is not None and sha_a == sha_b:
-        return SAME
-    code_a, code_b = base.code(step), other.code(step)
-    if code_a is None or code_b is None:
-        return UNKNOWN
-    return SAME if code_a == code_b else CHANGED
-
-
-def code_rows(versions: Sequence[_Version]) -> list[CodeRow]:
-    steps = list(dict.fromkeys(s for v in versions for s in v.steps))
-    base = versions[0]
-    return [
-        CodeRow(
-            s, [SAME if s in base.steps else ABSENT] + [_change(base, v, s) for v in versions[1:]]
-        )
-        for s in steps
-    ]
-
-
 # --- the whole comparison ---------------------------------------------------------------------
 def build_comparison(home: Path, runs: Sequence[ComparedRun]) -> Comparison:
     """Compare ``runs`` (the first is the reference for deltas and code changes)."""
     records = [r.record for r in runs]
     champions = champion_ids(home, dict.fromkeys(r.pipeline for r in runs))
-    versions = [_version(r, home) for r in records]
+    versions = [read_version(r, home) for r in records]
     gates = [(g.get("metric"), g.get("op")) for r in records for g in _gate_results(r)]
     gates += [g for v in versions for g in _manifest_gates(v.manifest)]
     known = [(str(m), str(op)) for m, op in gates if m and op in (">=", ">", "<=", "<")]
@@ -407,44 +287,3 @@ def build_comparison(home: Path, runs: Sequence[ComparedRun]) -> Comparison:
         gates=gate_table,
         code=code_rows(versions),
     )
-
-
-# --- the trend: every successful run of a pipeline --------------------------------------------
-@dataclass(frozen=True)
-class TrendPoint:
-    run_id: str
-    started_at: str | None
-    value: float
-    label: str | None  # the compared run's column heading, if it is one
-    champion: bool
-
-
-@dataclass(frozen=True)
-class Trend:
-    pipeline: str
-    metric: str
-    points: list[TrendPoint]  # in time order
-
-
-def build_trends(home: Path, comparison: Comparison) -> list[Trend]:
-    """One trend per metric of the compared runs, over all successful runs of each pipeline."""
-    labels = {r.id: r.label for r in reversed(comparison.runs)}
-    champions = champion_ids(home, dict.fromkeys(r.pipeline for r in comparison.runs))
-    metrics = [m.name for m in comparison.metrics]
-    out = []
-    for pipeline in dict.fromkeys(r.pipeline for r in comparison.runs):
-        history = successful_runs(home, pipeline)
-        history.sort(key=lambda h: (str(h.get("started_at") or ""), str(h.get("id"))))
-        for metric in metrics:
-            points = []
-            for h in history:
-                value = _number((h.get("metrics") or {}).get(metric))
-                if value is None or not math.isfinite(value):
-                    continue
-                run_id = str(h.get("id"))
-                started = h.get("started_at") if isinstance(h.get("started_at"), str) else None
-                champion = champions.get(pipeline) == run_id
-                points.append(TrendPoint(run_id, started, value, labels.get(run_id), champion))
-            if points:
-                out.append(Trend(pipeline, metric, points))
-    return out

@@ -7,7 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .tables import ABSENT, SAME, Comparison, GateCell, MetricRow, RunInfo
+from .code import ABSENT, SAME
+from .tables import Comparison, GateCell, MetricRow, RunInfo
 
 MAX_WIDTH = 40  # a long parameter value is cut here, with an ellipsis
 

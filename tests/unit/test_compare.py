@@ -11,16 +11,12 @@ from typing import Any
 
 import pytest
 
+from nb2prod.compare.code import CHANGED, SAME, code_digest
 from nb2prod.compare.html import render_html, write_html
 from nb2prod.compare.resolve import resolve_runs
-from nb2prod.compare.tables import (
-    CHANGED,
-    SAME,
-    build_comparison,
-    build_trends,
-    code_digest,
-)
+from nb2prod.compare.tables import build_comparison
 from nb2prod.compare.text import comparison_text
+from nb2prod.compare.trend import build_trends
 from nb2prod.errors import Nb2prodError
 
 STEP_CODE = """# ---

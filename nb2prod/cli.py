@@ -586,6 +586,47 @@ def diff(pipeline: Path, version_a: str, version_b: str) -> None:
     click.echo(diff_versions(resolve_pipeline(pipeline, usage), version_a, version_b), nl=False)
 
 
+@main.command()
+@click.argument("runs", nargs=-1, metavar="A B [C...]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli.md).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write a self-contained web page with the tables and a chart of each metric "
+    "over the pipeline's runs.",
+)
+@_friendly
+def compare(runs: tuple[str, ...], as_json: bool, html_file: Path | None) -> None:
+    """Compare runs: parameters that differ, metrics with deltas against A, gate results,
+    and which steps' code changed between their versions.
+
+    \b
+    Each run is a run id, pipelines/<name>/vN (its newest successful run),
+    pipelines/<name> (the newest successful run of the latest version) or
+    champion (the champion of the pipeline the others name).
+    """
+    from .compare.resolve import resolve_runs
+    from .compare.tables import build_comparison
+    from .run_folder import runs_home
+
+    home = runs_home()
+    comparison = build_comparison(home, resolve_runs(home, runs))
+    if html_file is not None:
+        from .compare.html import write_html
+
+        write_html(html_file, home, comparison)
+    if as_json:
+        click.echo(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False))
+    else:
+        from .compare.text import comparison_text
+
+        click.echo(comparison_text(comparison), nl=False)
+        if html_file is not None:
+            click.echo(f"\nWrote {html_file}")
+
+
 # --- beyond one machine: engines run `step` and `track`; `compile` and `sweep` feed them --------
 @main.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))

@@ -24,7 +24,12 @@ def champion_path(home: Path, pipeline: str) -> Path:
 
 
 def read_champion(home: Path, pipeline: str) -> dict[str, Any] | None:
-    return read_json(champion_path(home, pipeline))
+    """The champion record of ``pipeline``; None when it has none (or the name is unsafe)."""
+    try:
+        path = champion_path(home, pipeline)
+    except (TypeError, ValueError):
+        return None
+    return read_json(path)
 
 
 def write_champion(home: Path, record: dict[str, Any], models: dict[str, str]) -> dict[str, Any]:

@@ -34,9 +34,10 @@ MAY_USE = {
     "catalog": {"plan"},
     "compile": set(),
     "sweep": {"run", "tracking"},
+    "compare": {"gates"},
     "widgets": {"catalog", "run"},
     "server": {"catalog", "plan", "export", "run", "compile"},
-    "cli": {"plan", "export", "run", "tracking", "compile", "sweep", "gates"},
+    "cli": {"plan", "export", "run", "tracking", "compile", "sweep", "gates", "compare"},
     "__init__": {"plan", "export", "run"},
     "__main__": {"cli"},
 }

@@ -411,11 +411,11 @@ export interface IMarkerCell {
  *
  * - `start`: the cell's tags start (or continue) a step: a full bar and a chip.
  * - `member`: an untagged cell of the step above: a lighter bar of that step's colour.
- * - `parameters`, `setup`, `skip`: the cell's own role (skip cells are dimmed).
+ * - `parameters`, `setup`, `gates`, `skip`: the cell's own role (skip cells are dimmed).
  * - `none`: no marker (Markdown, raw, or a code cell before the first step).
  */
 export interface ICellMarker {
-  kind: 'start' | 'member' | 'parameters' | 'setup' | 'skip' | 'none';
+  kind: 'start' | 'member' | 'parameters' | 'setup' | 'gates' | 'skip' | 'none';
   /**
    * The role whose colour the bar takes (the step's role for `start` and `member`).
    */
@@ -489,7 +489,12 @@ export function cellMarkers(cells: readonly IMarkerCell[]): ICellMarker[] {
       marker.label = stepLabel(role, read.name);
       return marker;
     }
-    if (role === 'parameters' || role === 'setup' || role === 'skip') {
+    if (
+      role === 'parameters' ||
+      role === 'setup' ||
+      role === 'gates' ||
+      role === 'skip'
+    ) {
       marker.kind = role;
       marker.role = role;
       marker.label = roleLabel(role);

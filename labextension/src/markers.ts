@@ -136,6 +136,7 @@ export function markerDescription(marker: ICellMarker): string {
       break;
     case 'parameters':
     case 'setup':
+    case 'gates':
     case 'skip':
       parts.push(`pipeline role ${marker.kind}`);
       break;

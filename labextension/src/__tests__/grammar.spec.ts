@@ -153,6 +153,7 @@ describe('role -> tags', () => {
       'Parameters',
       'Setup',
       'Metrics',
+      'Gates',
       'Skip'
     ]);
     expect(
@@ -282,6 +283,16 @@ describe('cell markers (step spans)', () => {
     expect(markers[11]).toMatchObject({ label: 'EVAL', metrics: true });
     expect(markers[5].label).toBe('SKIP');
     expect(markers[0].label).toBe('');
+  });
+
+  it('marks a gates cell as its own role, in no step', () => {
+    const markers = cellMarkers([code('training'), code('gates'), code()]);
+    expect(markers.map(m => [m.kind, m.step])).toEqual([
+      ['start', 'training'],
+      ['gates', null],
+      ['member', 'training']
+    ]);
+    expect(markers[1].label).toBe('GATES');
   });
 
   it('follows Kale steps, and an empty block: continues', () => {

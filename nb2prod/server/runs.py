@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 
 from .. import run_index
 from ..errors import Nb2prodError
-from ..run_folder import RUN_ID_RE, job_path, jobs_dir, run_dir, runs_home, write_record
+from ..run_folder import BASELINE_RE, job_path, jobs_dir, run_dir, runs_home, write_record
 from .errors import ApiError
 from .paths import Root, inside
 
@@ -56,8 +55,6 @@ class RunRequest:
     gates: tuple[str, ...] = ()
 
 
-# What `--baseline` takes: the champion, the run before, a version's newest run, or a run id.
-BASELINE_RE = re.compile(rf"champion|previous|v[1-9][0-9]{{0,5}}|{RUN_ID_RE.pattern}")
 MAX_GATE_CHARS = 500
 MAX_GATES = 100
 

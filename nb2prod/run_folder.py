@@ -61,9 +61,6 @@ RUN_DIR_HINT = f"{DEFAULT_HOME}/{RUNS}/<run-id>/"
 RUN_DIR_PARAM = "nb2prod_run_dir"
 #: What :func:`nb2prod.run.runner.new_run_id` makes; ids from requests must match before use.
 RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{3}[0-9a-f]{4}")
-#: What a baseline may be named (``--baseline``): the champion, the run before, the newest run
-#: of a version, or a run id. Checked by shape only; the runner finds (or refuses) the run.
-BASELINE_RE = re.compile(rf"champion|previous|v[1-9][0-9]{{0,5}}|{RUN_ID_RE.pattern}")
 
 PathLike = str | os.PathLike[str]
 

@@ -28,7 +28,6 @@ import ipywidgets as widgets
 
 from .catalog import parameters
 from .errors import Nb2prodError
-from .run_folder import BASELINE_RE
 from .version_folder import VERSION_DIR, versions
 
 if TYPE_CHECKING:
@@ -252,13 +251,17 @@ class PipelinePanel(widgets.VBox):
     def gate_options(self) -> dict[str, Any]:
         """The baseline and promotion asked for, as run_pipeline takes them (only what differs
         from its defaults). Raises Nb2prodError for a baseline that names no kind of run."""
+        from .gates.baseline import check_request
+
         baseline = str(self.baseline.value).strip()
-        if not BASELINE_RE.fullmatch(baseline):
+        try:
+            check_request(baseline)
+        except Nb2prodError:
             raise Nb2prodError(
                 f"baseline {baseline[:60]!r} is not a baseline. Fix: choose champion (the "
                 "default), previous, a version like v3, or type a run id like "
-                "20261122-074521-604c3f1 (`nb2prod runs` lists them)."
-            )
+                "20261122-074521-604c3f1 (`nb2prod runs` lists them) or an MLflow run id."
+            ) from None
         options: dict[str, Any] = {}
         if baseline != "champion":
             options["baseline"] = baseline

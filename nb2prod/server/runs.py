@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import run_index
 from ..errors import Nb2prodError
-from ..run_folder import BASELINE_RE, job_path, jobs_dir, run_dir, runs_home, write_record
+from ..run_folder import job_path, jobs_dir, run_dir, runs_home, write_record
 from .errors import ApiError
 from .paths import Root, inside
 
@@ -62,16 +62,21 @@ MAX_GATES = 100
 def _check_gate_fields(body: dict[str, Any]) -> tuple[str | None, bool, tuple[str, ...]]:
     """``baseline``, ``promote`` and ``gates`` of a run request, by shape only: the runner
     parses the gates and finds the baseline, and reports what it cannot (the run's error)."""
+    from ..gates.baseline import check_request as check_baseline
+
     baseline = body.get("baseline")
-    if baseline is not None and (
-        not isinstance(baseline, str) or not BASELINE_RE.fullmatch(baseline)
-    ):
-        raise ApiError(
-            400,
-            f"`baseline` {json.dumps(baseline)[:60]} is not a baseline. Fix: send "
-            '"champion" (the default), "previous", a version like "v3", or a run id like '
-            '"20261122-074521-604c3f1", e.g. {"baseline": "previous"}.',
-        )
+    if baseline is not None:
+        try:
+            if not isinstance(baseline, str):
+                raise Nb2prodError("not a string")
+            baseline = check_baseline(baseline)
+        except Nb2prodError:
+            raise ApiError(
+                400,
+                f"`baseline` {json.dumps(baseline)[:60]} is not a baseline. Fix: send "
+                '"champion" (the default), "previous", a version like "v3", or a run id like '
+                '"20261122-074521-604c3f1" (or an MLflow run id), e.g. {"baseline": "previous"}.',
+            ) from None
     promote = body.get("promote", False)
     if not isinstance(promote, bool):
         raise ApiError(400, "`promote` must be true or false.")

@@ -928,21 +928,25 @@ test('gates show in the panel; a run promotes, a worse one fails its gates witho
     await expect(run).toHaveAttribute('data-status', 'gates-failed', {
       timeout: 90 * 1000
     });
-    await expect(results.nth(0)).toHaveAttribute('data-gate', 'failed', {
+    // score 6 instead of 12: above the floor, but 6 below the champion.
+    await expect(results.nth(1)).toHaveAttribute('data-gate', 'failed', {
       timeout: 30 * 1000
     });
     await expect(results.nth(1)).toContainText('✗ fail');
+    await expect(results.nth(0)).toContainText('✓ pass');
     await expect(run.locator('.nb2prod-Run-status')).toContainText(
       'steps succeeded'
     );
     await expect(
       run.locator('.nb2prod-Metrics tr[data-metric="score"]')
-    ).toContainText('−3');
+    ).toContainText('−6');
     await expect(run.locator('.nb2prod-Gates-baseline')).toContainText(
       'Compared with champion'
     );
     await expect(
-      panel.locator('.nb2prod-StepCard .nb2prod-StepState').first()
+      panel.locator(
+        '.nb2prod-StepCard[data-step="evaluation"] .nb2prod-StepState'
+      )
     ).toContainText('✓');
     await panel.screenshot({ path: screenshotPath('gates-panel.png') });
   });

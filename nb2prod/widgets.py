@@ -5,10 +5,12 @@ For front ends without the JupyterLab extension (VS Code, classic Notebook)::
     from nb2prod.widgets import PipelinePanel
     PipelinePanel("pipelines/breast_cancer")
 
-shows a version picker, a parameter form built from that version's ``config.yaml``, a Run
-button, per-step progress, and at the end the metrics, the MLflow run, or the failing step's
-error and executed notebook. The run happens in a background thread, so the kernel stays
-responsive; :meth:`PipelinePanel.run` runs in the foreground and returns the
+shows a version picker, a parameter form built from that version's ``config.yaml``, the
+baseline the quality gates compare with and a *Promote if gates pass* checkbox, a Run button,
+per-step progress, and at the end the metrics (with their change against the baseline), a
+pass/fail mark per gate, the MLflow run, or the failing step's error and executed notebook.
+The run happens in a background thread, so the kernel stays responsive;
+:meth:`PipelinePanel.run` runs in the foreground and returns the
 :class:`~nb2prod.run.runner.RunResult` (for scripts and tests). Runs go where ``nb2prod run``
 started in the kernel's working directory would put them. ``import nb2prod`` does not import
 this module.
@@ -44,6 +46,7 @@ STATE_STYLE = {  # progress bar value (of 2) and colour per step state
     "interrupted": (2, "warning"),
 }
 LABEL = widgets.Layout(width="12em")
+GATE_MARKS = {"passed": "✓ pass", "failed": "✗ fail", "no baseline": "– no baseline"}
 
 
 def _error_html(message: str) -> str:
@@ -163,6 +166,18 @@ class PipelinePanel(widgets.VBox):
         )
         self.form = widgets.VBox()
         self.no_cache = widgets.Checkbox(value=False, description="re-run cached steps")
+        # A combobox: the usual choices to pick, or a run id typed in.
+        self.baseline = widgets.Combobox(
+            value="champion",
+            options=["champion", "previous", *(f"v{v}" for v in reversed(found))],
+            ensure_option=False,
+            description="baseline",
+            placeholder="champion, previous, vN or a run id",
+            tooltip="The run the quality gates compare with (gates on `baseline`).",
+        )
+        self.promote = widgets.Checkbox(
+            value=False, description="Promote if gates pass", indent=False
+        )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.progress = widgets.VBox()
         self.status = widgets.HTML()
@@ -172,8 +187,18 @@ class PipelinePanel(widgets.VBox):
         self._load_version()
         title = widgets.HTML(f"<b>Pipeline {html.escape(path.name)}</b>")
         controls = widgets.HBox([self.run_button, self.no_cache])
+        gates = widgets.HBox([self.baseline, self.promote])
         super().__init__(
-            [title, self.version, self.form, controls, self.status, self.progress, self.results]
+            [
+                title,
+                self.version,
+                self.form,
+                gates,
+                controls,
+                self.status,
+                self.progress,
+                self.results,
+            ]
         )
 
     @property
@@ -223,10 +248,32 @@ class PipelinePanel(widgets.VBox):
             raise
         return changed
 
+    def gate_options(self) -> dict[str, Any]:
+        """The baseline and promotion asked for, as run_pipeline takes them (only what differs
+        from its defaults). Raises Nb2prodError for a baseline that names no kind of run."""
+        from .gates.baseline import check_request
+
+        baseline = str(self.baseline.value).strip()
+        try:
+            check_request(baseline)
+        except Nb2prodError:
+            raise Nb2prodError(
+                f"baseline {baseline[:60]!r} is not a baseline. Fix: choose champion (the "
+                "default), previous, a version like v3, or type a run id like "
+                "20261122-074521-604c3f1 (`nb2prod runs` lists them) or an MLflow run id."
+            ) from None
+        options: dict[str, Any] = {}
+        if baseline != "champion":
+            options["baseline"] = baseline
+        if self.promote.value:
+            options["promote"] = True
+        return options
+
     def run(self) -> RunResult:
         """Run the chosen version with the form's values, in the foreground."""
         try:
             params = self.params()
+            self.gate_options()
         except Nb2prodError as exc:
             self.status.value = _error_html(exc.message)
             raise
@@ -238,6 +285,7 @@ class PipelinePanel(widgets.VBox):
             return False
         try:
             params = self.params()
+            self.gate_options()
         except Nb2prodError as exc:
             self.status.value = _error_html(exc.message)
             return False
@@ -260,6 +308,7 @@ class PipelinePanel(widgets.VBox):
 
     def _busy(self, busy: bool) -> None:
         self.run_button.disabled = self.version.disabled = self.no_cache.disabled = busy
+        self.baseline.disabled = self.promote.disabled = busy
         for f in self.fields.values():
             f.widget.disabled = busy
 
@@ -279,6 +328,7 @@ class PipelinePanel(widgets.VBox):
                 no_cache=self.no_cache.value,
                 track=self.track,
                 observer=self._on_step,
+                **self.gate_options(),
             )
         except Nb2prodError as exc:
             self.status.value = _error_html(exc.message)
@@ -301,20 +351,24 @@ def render_result(result: RunResult) -> tuple[str, str]:
     """(status line, results HTML): metrics, MLflow run, or what failed and where to look."""
     rec = result.record
     e = html.escape
+    gates = rec.get("gates") or {}
+    steps_ok = all(s.get("state") in ("succeeded", "cached") for s in rec["steps"].values())
+    # Failed gates on good steps: a worse model, not a crash; say it in those words.
+    outcome = (
+        "steps succeeded, gates failed"
+        if steps_ok and gates.get("status") == "failed"
+        else result.status
+    )
     status = (
-        f"<b>{e(str(rec['pipeline']))} v{rec['version']}: {e(result.status)}</b> in "
+        f"<b>{e(str(rec['pipeline']))} v{rec['version']}: {e(outcome)}</b> in "
         f"{rec.get('duration') or 0:.1f}s (run <code>{e(result.id)}</code>)"
     )
     parts = []
     metrics = rec.get("metrics") or {}
     if metrics:
-        rows = "".join(
-            f"<tr><td>{e(str(k))}</td><td>{e(_number(v))}</td></tr>" for k, v in metrics.items()
-        )
-        parts.append(
-            f"<table><thead><tr><th>metric</th><th>value</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-        )
+        parts.append(_metrics_table(metrics, (rec.get("baseline") or {}).get("metrics") or {}))
+    if gates:
+        parts.append(_gates_html(gates, rec.get("baseline")))
     for name, step in rec["steps"].items():
         error = step.get("error")
         if step.get("state") != "failed" or not error:
@@ -337,6 +391,73 @@ def render_result(result: RunResult) -> tuple[str, str]:
         parts.append(f"<p>{_error_html('MLflow: ' + str(tracking['error']))}</p>")
     parts.append(f"<p>run folder: <code>{e(str(result.path))}</code></p>")
     return status, "\n".join(parts)
+
+
+def _metrics_table(metrics: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """Each metric, and its change against the baseline's when there is one."""
+    e = html.escape
+    head = "<th>metric</th><th>value</th>" + ("<th>Δ baseline</th>" if baseline else "")
+    rows = []
+    for name, value in metrics.items():
+        row = f"<td>{e(str(name))}</td><td>{e(_number(value))}</td>"
+        if baseline:
+            row += f"<td>{e(_delta(value, baseline.get(name)))}</td>"
+        rows.append(f"<tr>{row}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _gates_html(gates: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    """The gates' outcome, the run compared with, and a mark per gate."""
+    e = html.escape
+    results = gates.get("results") or []
+    failed = sum(1 for r in results if r.get("status") == "failed")
+    state = str(gates.get("status"))
+    line = f"gates {e(state)}" + (f": {failed} of {len(results)} failed" if failed else "")
+    parts = [f"<p><b>{line}</b></p>"]
+    if baseline and (baseline.get("run_id") or baseline.get("mlflow_run_id")):
+        ref = baseline.get("run_id") or baseline.get("mlflow_run_id")
+        parts.append(
+            f"<p>baseline: {e(str(baseline.get('source')))}, run <code>{e(str(ref))}</code></p>"
+        )
+    elif any(r.get("status") == "no baseline" for r in results):
+        parts.append("<p>no baseline found: gates on <code>baseline</code> not checked</p>")
+    rows = []
+    for r in results:
+        mark = GATE_MARKS.get(str(r.get("status")), str(r.get("status")))
+        reason = f"<br><small>{e(str(r['reason']))}</small>" if r.get("reason") else ""
+        threshold = "" if r.get("threshold") is None else _number(r["threshold"])
+        value = "–" if r.get("value") is None else _number(r["value"])
+        rows.append(
+            f"<tr><td><code>{e(str(r.get('expr')))}</code>{reason}</td><td>{e(value)}</td>"
+            f"<td>{e(threshold)}</td><td>{e(mark)}</td></tr>"
+        )
+    if rows:
+        parts.append(
+            "<table><thead><tr><th>gate</th><th>value</th><th>threshold</th><th>result</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    promoted = gates.get("promoted")
+    if gates.get("promote"):
+        models = ", ".join(f"{k} v{v}" for k, v in ((promoted or {}).get("models") or {}).items())
+        parts.append(
+            f"<p>promoted to champion{': ' + e(models) if models else ''}</p>"
+            if promoted
+            else "<p>not promoted: the champion stays</p>"
+        )
+    return "\n".join(parts)
+
+
+def _delta(value: Any, base: Any) -> str:
+    """``value - base`` signed, as the Lab panel shows it; empty without a number to compare."""
+    numbers = (int, float)
+    if not isinstance(value, numbers) or not isinstance(base, numbers):
+        return ""
+    delta = value - base
+    if delta != delta:  # NaN
+        return ""
+    if delta == 0:
+        return "±0"
+    return ("+" if delta > 0 else "−") + _number(abs(delta))
 
 
 def _number(value: Any) -> str:

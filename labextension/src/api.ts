@@ -4,9 +4,10 @@
  * The shapes follow `nb2prod inspect --json` (docs/inspect-json.md) and the run record
  * `run.json` (docs/running.md).
  */
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { requestAPI } from './request';
+import { APIError, requestAPI } from './request';
 
 /**
  * A parameter of the plan.
@@ -75,6 +76,29 @@ export interface IProblem {
 }
 
 /**
+ * A quality gate of the plan: one line of the notebook's `gates` cell.
+ */
+export interface IGate {
+  /**
+   * The comparison as written, without its comment: `f1 >= baseline - 0.01`.
+   */
+  expr: string;
+  metric: string;
+  op: string;
+  /**
+   * The right side as written: `0.95`, `baseline - 0.01`.
+   */
+  threshold: string;
+  uses_baseline: boolean;
+  help: string;
+  /**
+   * The 0-based index of the `gates` cell, and the 1-based line in it.
+   */
+  cell: number;
+  line: number;
+}
+
+/**
  * The plan of a notebook: `nb2prod inspect --json`.
  */
 export interface IPlan {
@@ -87,6 +111,10 @@ export interface IPlan {
   cells: IPlanCell[];
   unassigned: number[];
   problems: IProblem[];
+  /**
+   * Absent from servers that predate quality gates.
+   */
+  gates?: IGate[];
 }
 
 /**
@@ -199,6 +227,79 @@ export interface IRunStep {
   notebook_path?: string | null;
   metrics: { [name: string]: number };
   cached_from?: string | null;
+  /**
+   * The step's HTML report, relative to the run folder, once it is rendered.
+   */
+  report?: string | null;
+  /**
+   * The same, relative to the server's root.
+   */
+  report_path?: string | null;
+}
+
+/**
+ * The run a run's gates were compared with (`run.json`'s `baseline`).
+ */
+export interface IRunBaseline {
+  /**
+   * What was asked for: `champion`, `previous`, `vN` or a run id.
+   */
+  requested: string;
+  run_id: string | null;
+  mlflow_run_id: string | null;
+  version: number | null;
+  /**
+   * Where it was found, in words: `champion (MLflow registry)`, `previous run`, `v3`...
+   */
+  source: string;
+  metrics: { [name: string]: number };
+}
+
+/**
+ * The outcome of one gate after a run.
+ */
+export interface IGateResult {
+  expr: string;
+  metric: string;
+  op: string;
+  help: string;
+  origin: 'notebook' | 'command line';
+  value: number | null;
+  baseline: number | null;
+  threshold: number | null;
+  status: 'passed' | 'failed' | 'no baseline';
+  reason: string | null;
+}
+
+/**
+ * The gates of a run (`run.json`'s `gates`).
+ */
+export interface IRunGates {
+  status: 'passed' | 'failed' | 'not checked';
+  results: IGateResult[];
+  promote: boolean;
+  /**
+   * The model versions the run's promotion registered, when it was promoted.
+   */
+  promoted: { models: { [name: string]: string } } | null;
+}
+
+/**
+ * What a run is asked to check besides its steps (`POST runs`'s optional fields).
+ */
+export interface IRunOptions {
+  /**
+   * `champion` (the server's default), `previous`, `vN` or a run id.
+   */
+  baseline?: string;
+  /**
+   * Make the run the champion when every gate passes.
+   */
+  promote?: boolean;
+  /**
+   * Gate expressions added to the notebook's own.
+   */
+  gates?: string[];
 }
 
 /**
@@ -252,6 +353,14 @@ export interface IRun {
    * The run's process still runs (it may still be logging to MLflow after `status` ends).
    */
   active?: boolean;
+  /**
+   * The run the gates compared with; `null` or absent when none was found or asked for.
+   */
+  baseline?: IRunBaseline | null;
+  /**
+   * The gates' results; `null` or absent on runs without gates (and older runs).
+   */
+  gates?: IRunGates | null;
 }
 
 /**
@@ -350,6 +459,13 @@ export namespace Endpoints {
   }
 
   /**
+   * `GET` the HTML report of a step of a run.
+   */
+  export function runReport(id: string, step: string): string {
+    return `${run(id)}/report?step=${encodeURIComponent(step)}`;
+  }
+
+  /**
    * `POST` a version and a target to compile it for that engine.
    */
   export const compile = 'compile';
@@ -398,18 +514,20 @@ export class Nb2prodAPI {
   }
 
   /**
-   * Start a run of `pipeline` (`pipelines/<name>/vN`) with parameter overrides.
+   * Start a run of `pipeline` (`pipelines/<name>/vN`) with parameter overrides, and what it
+   * checks besides (only the options given are sent: the server's defaults stay its own).
    */
   async startRun(
     pipeline: string,
-    params: { [name: string]: unknown }
+    params: { [name: string]: unknown },
+    options: IRunOptions = {}
   ): Promise<string> {
     const answer = await requestAPI<{ id: string }>(
       Endpoints.runs,
       this._settings,
       {
         method: 'POST',
-        body: JSON.stringify({ pipeline, params })
+        body: JSON.stringify(runBody(pipeline, params, options))
       }
     );
     return answer.id;
@@ -430,6 +548,34 @@ export class Nb2prodAPI {
   }
 
   /**
+   * The HTML report of a step of a run (its text: it is not JSON).
+   */
+  async runReport(id: string, step: string): Promise<string> {
+    const url = URLExt.join(
+      this._settings.baseUrl,
+      'nb2prod',
+      Endpoints.runReport(id, step)
+    );
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, {}, this._settings);
+    } catch (error) {
+      throw new ServerConnection.NetworkError(error as any);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let body: any = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // An error page: its text is the message.
+      }
+      throw new APIError(response, body);
+    }
+    return text;
+  }
+
+  /**
    * Compile `pipeline` (`pipelines/<name>/vN`, or `pipelines/<name>` for its latest version)
    * for `target`, into `build/<name>-vN-<target>/` under the server's root.
    */
@@ -441,4 +587,25 @@ export class Nb2prodAPI {
   }
 
   private _settings: ServerConnection.ISettings;
+}
+
+/**
+ * The body of `POST runs`: the options that are set, and nothing else.
+ */
+export function runBody(
+  pipeline: string,
+  params: { [name: string]: unknown },
+  options: IRunOptions = {}
+): { [key: string]: unknown } {
+  const body: { [key: string]: unknown } = { pipeline, params };
+  if (options.baseline) {
+    body.baseline = options.baseline;
+  }
+  if (options.promote) {
+    body.promote = true;
+  }
+  if (options.gates && options.gates.length > 0) {
+    body.gates = options.gates;
+  }
+  return body;
 }

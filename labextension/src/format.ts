@@ -156,3 +156,17 @@ export function jsonText(value: unknown): string {
   }
   return JSON.stringify(value) ?? 'null';
 }
+
+/**
+ * A metric's change against its baseline, signed: `+0.012`, `−0.003`, `±0`; empty when
+ * there is nothing to compare with.
+ */
+export function formatDelta(delta: number | null | undefined): string {
+  if (delta === null || delta === undefined || Number.isNaN(delta)) {
+    return '';
+  }
+  if (delta === 0) {
+    return '±0';
+  }
+  return `${delta > 0 ? '+' : '−'}${formatMetric(Math.abs(delta))}`;
+}

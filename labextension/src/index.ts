@@ -35,6 +35,7 @@ import {
   ReadOnlyDrive,
   RunNotebookDrive,
   runNotebookPath,
+  runReportPath,
   viewPath
 } from './rundrive';
 import { CommandIDs } from './tokens';
@@ -144,6 +145,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       openRunNotebook: (runId, step) => void openRunNotebook(runId, step),
+      openRunReport: (runId, step) =>
+        void open({ path: runReportPath(runId, step), factory: 'HTML Viewer' }),
       openFile: path => void open({ path }),
       export: () => run(CommandIDs.exportPipeline),
       run: () => run(CommandIDs.runPipeline),

@@ -16,15 +16,34 @@ import {
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { hasEnded, IPlan, IProblem, IRun, IRunStep, IStep } from './api';
+import {
+  hasEnded,
+  IGate,
+  IPlan,
+  IProblem,
+  IRun,
+  IRunGates,
+  IRunStep,
+  IStep
+} from './api';
 import {
   cellRangeList,
   cellRangesWord,
   cellRangeText,
+  formatDelta,
   formatMetric,
   formatValue,
   problemCount
 } from './format';
+import {
+  baselineLine,
+  gateMark,
+  gateNumbers,
+  gatesSummary,
+  metricRows,
+  promotionLine,
+  runOutcome
+} from './gates';
 import { roleHue, roleLabel } from './grammar';
 import { pipelineIcon } from './icons';
 import { PipelineModel } from './model';
@@ -426,6 +445,9 @@ function PlanView(props: {
           </ul>
         </section>
       )}
+      {(plan.gates ?? []).length > 0 && (
+        <GatesView plan={plan} gates={plan.gates!} actions={actions} />
+      )}
       {!noSteps && (
         <section className="nb2prod-Section" aria-label="Steps">
           <h3 className="nb2prod-Section-title">
@@ -462,6 +484,48 @@ function PlanView(props: {
         </section>
       )}
     </>
+  );
+}
+
+/**
+ * The notebook's quality gates: each comparison, its help, and a link to its line's cell.
+ */
+export function GatesView(props: {
+  plan: IPlan;
+  gates: IGate[];
+  actions: IPanelActions;
+}): JSX.Element {
+  const { plan, gates, actions } = props;
+  return (
+    <section className="nb2prod-Section" aria-label="Gates">
+      <h3 className="nb2prod-Section-title">
+        Gates
+        <span className="nb2prod-muted nb2prod-Section-aside">
+          {' '}
+          checked after every run
+        </span>
+      </h3>
+      <ul className="nb2prod-Params nb2prod-Gates">
+        {gates.map((g, k) => (
+          <li key={k} className="nb2prod-Param nb2prod-Gate">
+            <a
+              href="#"
+              className="nb2prod-Gate-expr"
+              aria-label={`Gate ${g.expr} (go to cell ${g.cell + 1}, line ${g.line})`}
+              onClick={preventing(() =>
+                actions.goToCell({
+                  index: g.cell,
+                  id: plan.cells[g.cell]?.id ?? null
+                })
+              )}
+            >
+              <code>{g.expr}</code>
+            </a>
+            {g.help && <div className="nb2prod-Param-help">{g.help}</div>}
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 
@@ -572,6 +636,19 @@ function StepState(props: {
           Open executed notebook
         </a>
       )}
+      {runId !== null && state.report && (
+        <>
+          {' '}
+          <a
+            href="#"
+            className="nb2prod-StepReport"
+            aria-label={`Open the report of step ${step}`}
+            onClick={preventing(() => actions.openRunReport(runId, step))}
+          >
+            Open report
+          </a>
+        </>
+      )}
     </span>
   );
 }
@@ -664,9 +741,11 @@ function RunView(props: {
 }): JSX.Element {
   const { run, actions } = props;
   const record: IRun | null = run.record;
-  const metrics = Object.entries(record?.metrics ?? {});
+  const metrics = record ? metricRows(record) : [];
+  const compared = metrics.some(m => m.baseline !== null);
   const tracking = record?.tracking;
-  const status = record?.status ?? 'queued';
+  // A run whose gates failed is not a crash: it shows as such (see runOutcome).
+  const status = record ? runOutcome(record) : 'queued';
   const phase = record ? runPhase(record) : 'running';
   const problem = record ? trackingLine(record) : null;
   return (
@@ -709,6 +788,20 @@ function RunView(props: {
                   Open executed notebook
                 </a>
               )}
+              {s.report && (
+                <>
+                  {' '}
+                  <a
+                    href="#"
+                    className="nb2prod-Message-action"
+                    onClick={preventing(() =>
+                      actions.openRunReport(run.id, name)
+                    )}
+                  >
+                    Open report
+                  </a>
+                </>
+              )}
             </p>
           ))}
       {metrics.length > 0 && (
@@ -717,19 +810,37 @@ function RunView(props: {
             <tr>
               <th scope="col">metric</th>
               <th scope="col">value</th>
+              {compared && <th scope="col">Δ baseline</th>}
             </tr>
           </thead>
           <tbody>
-            {metrics.map(([name, value]) => (
-              <tr key={name}>
+            {metrics.map(m => (
+              <tr key={m.name} data-metric={m.name}>
                 <td>
-                  <code>{name}</code>
+                  <code>{m.name}</code>
                 </td>
-                <td className="nb2prod-Metrics-value">{formatMetric(value)}</td>
+                <td className="nb2prod-Metrics-value">
+                  {formatMetric(m.value)}
+                </td>
+                {compared && (
+                  <td
+                    className="nb2prod-Metrics-value nb2prod-Metrics-delta"
+                    title={
+                      m.baseline !== null
+                        ? `baseline ${formatMetric(m.baseline)}`
+                        : 'not in the baseline'
+                    }
+                  >
+                    {formatDelta(m.delta)}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
         </table>
+      )}
+      {record?.gates && phase === 'done' && (
+        <GateResults gates={record.gates} record={record} />
       )}
       {phase === 'done' && tracking && tracking.run_id && (
         <p className="nb2prod-Tracking">
@@ -749,5 +860,73 @@ function RunView(props: {
         </p>
       )}
     </section>
+  );
+}
+
+/**
+ * A run's gates: the outcome, the baseline, a mark per gate, and what promotion did.
+ */
+export function GateResults(props: {
+  gates: IRunGates;
+  record: IRun;
+}): JSX.Element {
+  const { gates, record } = props;
+  const summary = gatesSummary(gates);
+  const promotion = promotionLine(gates);
+  const needsBaseline = gates.results.some(
+    r => r.baseline !== null || r.status === 'no baseline'
+  );
+  return (
+    <div className="nb2prod-GateResults" data-gates={summary.kind}>
+      <p className={`nb2prod-Gates-status nb2prod-mod-${summary.kind}`}>
+        {summary.text}
+      </p>
+      {(needsBaseline || record.baseline) && (
+        <p className="nb2prod-muted nb2prod-Gates-baseline">
+          {baselineLine(record.baseline)}
+        </p>
+      )}
+      {gates.results.length > 0 && (
+        <table className="nb2prod-Metrics nb2prod-GateTable" aria-label="Gates">
+          <thead>
+            <tr>
+              <th scope="col">gate</th>
+              <th scope="col">value vs threshold</th>
+              <th scope="col">result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {gates.results.map((r, k) => {
+              const mark = gateMark(r);
+              return (
+                <tr
+                  key={k}
+                  className="nb2prod-GateResult"
+                  data-gate={mark.kind}
+                >
+                  <td>
+                    <code>{r.expr}</code>
+                    {r.origin === 'command line' && (
+                      <span className="nb2prod-muted"> (run option)</span>
+                    )}
+                    {r.reason && (
+                      <div className="nb2prod-Param-help">{r.reason}</div>
+                    )}
+                  </td>
+                  <td className="nb2prod-Metrics-value">{gateNumbers(r)}</td>
+                  <td className={`nb2prod-GateMark nb2prod-mod-${mark.kind}`}>
+                    <span aria-hidden="true">{mark.symbol} </span>
+                    {mark.text}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      {promotion && (
+        <p className="nb2prod-muted nb2prod-Gates-promotion">{promotion}</p>
+      )}
+    </div>
   );
 }

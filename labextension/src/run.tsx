@@ -8,8 +8,16 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
-import { IParameter, IPipeline, IPipelineVersion, isFinished } from './api';
+import {
+  IParameter,
+  IPipeline,
+  IPipelineVersion,
+  IRun,
+  IRunOptions,
+  isFinished
+} from './api';
 import { formatJSONValue } from './format';
+import { baselineChoices, readBaseline, runOutcome } from './gates';
 import { PipelineModel } from './model';
 import { fieldKind, initialText, parseField, readForm } from './paramform';
 import { preferredPipeline, runHeadline, runPhase } from './runview';
@@ -22,6 +30,13 @@ export interface IRunRequest {
   version: IPipelineVersion;
   pipeline: IPipeline;
   overrides: { [name: string]: unknown };
+  /**
+   * The baseline and promotion asked for.
+   */
+  options: IRunOptions;
+  /**
+   * Why a field is not valid, by parameter name (`baseline` for the baseline's run id).
+   */
   errors: { [name: string]: string };
 }
 
@@ -29,7 +44,31 @@ interface IFormState {
   pipeline: number;
   version: number;
   texts: { [name: string]: string };
+  /**
+   * A value of {@link baselineChoices}.
+   */
+  baseline: string;
+  /**
+   * The run id typed when `baseline` is `run`.
+   */
+  baselineRun: string;
+  promote: boolean;
 }
+
+/**
+ * A new form's gate options: the champion as baseline, no promotion.
+ */
+export const GATE_DEFAULTS = {
+  baseline: 'champion',
+  baselineRun: '',
+  promote: false
+};
+
+/**
+ * The baseline key of {@link IRunRequest.errors}: no parameter can be called that (a
+ * parameter name is a Python identifier).
+ */
+export const BASELINE_FIELD = '-baseline';
 
 /**
  * The run dialog's body: pipeline and version pickers, then one field per parameter.
@@ -52,7 +91,22 @@ export class RunForm
       version.parameters,
       this._state.texts
     );
-    return { pipeline, version, overrides, errors };
+    const baseline = readBaseline(
+      this._state.baseline,
+      this._state.baselineRun
+    );
+    if (!baseline.ok) {
+      errors[BASELINE_FIELD] = baseline.error;
+    }
+    const options: IRunOptions = {
+      // The server's default is the champion: send it only when another was chosen.
+      baseline:
+        baseline.ok && baseline.value !== 'champion'
+          ? baseline.value
+          : undefined,
+      promote: this._state.promote
+    };
+    return { pipeline, version, overrides, options, errors };
   }
 
   /**
@@ -117,9 +171,14 @@ function RunFormView(props: {
           onChange={e => {
             const index = Number(e.target.value);
             update({
+              ...state,
               pipeline: index,
               version: pipelines[index].latest,
-              texts: {}
+              texts: {},
+              // Another pipeline has other versions to compare with.
+              baseline: state.baseline.startsWith('v')
+                ? 'champion'
+                : state.baseline
             });
           }}
         >
@@ -175,7 +234,81 @@ function RunFormView(props: {
       <p className="nb2prod-muted">
         Only the values you change are passed as overrides.
       </p>
+      <GateFields pipeline={pipeline} state={state} update={update} />
     </div>
+  );
+}
+
+/**
+ * The baseline the gates compare with, and whether a run that passes them is promoted.
+ */
+function GateFields(props: {
+  pipeline: IPipeline;
+  state: IFormState;
+  update: (state: IFormState) => void;
+}): JSX.Element {
+  const { pipeline, state, update } = props;
+  const baseline = readBaseline(state.baseline, state.baselineRun);
+  const error = baseline.ok ? null : baseline.error;
+  return (
+    <fieldset className="nb2prod-RunForm-gates">
+      <legend>Quality gates</legend>
+      <div className="nb2prod-RunForm-row">
+        <label htmlFor="nb2prod-run-baseline">Baseline</label>
+        <select
+          id="nb2prod-run-baseline"
+          className="jp-mod-styled nb2prod-RunForm-select"
+          value={state.baseline}
+          aria-describedby="nb2prod-run-baseline-help"
+          onChange={e => update({ ...state, baseline: e.target.value })}
+        >
+          {baselineChoices(pipeline.versions).map(c => (
+            <option key={c.value} value={c.value}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+      </div>
+      {state.baseline === 'run' && (
+        <div
+          className={`nb2prod-RunForm-param${error ? ' nb2prod-mod-invalid' : ''}`}
+        >
+          <label htmlFor="nb2prod-run-baseline-id">Baseline run id</label>
+          <input
+            id="nb2prod-run-baseline-id"
+            className="jp-mod-styled"
+            type="text"
+            value={state.baselineRun}
+            placeholder="20261122-074521-604c3f1"
+            spellCheck={false}
+            aria-invalid={error !== null}
+            aria-describedby="nb2prod-run-baseline-help"
+            onChange={e => update({ ...state, baselineRun: e.target.value })}
+          />
+        </div>
+      )}
+      <div
+        id="nb2prod-run-baseline-help"
+        className={`nb2prod-RunForm-help${error ? ' nb2prod-mod-invalid' : ''}`}
+        role={error ? 'alert' : undefined}
+      >
+        {error ??
+          'Gates written against `baseline` compare with this run; without one they are reported "no baseline".'}
+      </div>
+      <div className="nb2prod-RunForm-check">
+        <input
+          id="nb2prod-run-promote"
+          type="checkbox"
+          checked={state.promote}
+          onChange={e => update({ ...state, promote: e.target.checked })}
+        />
+        <label htmlFor="nb2prod-run-promote">Promote if gates pass</label>
+      </div>
+      <div className="nb2prod-RunForm-help">
+        The run becomes the pipeline&apos;s champion when every gate passes; a
+        failed gate never moves it.
+      </div>
+    </fieldset>
   );
 }
 
@@ -307,6 +440,20 @@ async function askNotExported(
 }
 
 /**
+ * A finished run's notification: failed gates warn (the model got worse; nothing crashed).
+ */
+export function notificationType(
+  record: IRun
+): 'success' | 'warning' | 'error' {
+  const outcome = runOutcome(record);
+  return outcome === 'succeeded'
+    ? 'success'
+    : outcome === 'gates-failed'
+      ? 'warning'
+      : 'error';
+}
+
+/**
  * One line about a run, for notifications.
  */
 export const runSummary = runHeadline;
@@ -353,7 +500,8 @@ export async function runPipeline(
   let state: IFormState = {
     pipeline: index,
     version: pipelines[index].latest,
-    texts: {}
+    texts: {},
+    ...GATE_DEFAULTS
   };
   let request: IRunRequest;
   for (;;) {
@@ -375,7 +523,11 @@ export async function runPipeline(
   }
   let id: string;
   try {
-    id = await model.api.startRun(request.version.path, request.overrides);
+    id = await model.api.startRun(
+      request.version.path,
+      request.overrides,
+      request.options
+    );
   } catch (reason) {
     Notification.error(
       `Could not start the run: ${reason instanceof Error ? reason.message : String(reason)}`,
@@ -429,8 +581,8 @@ export async function followRun(
         Notification.update({
           id: notification,
           message: runSummary(record),
-          type: record.status === 'succeeded' ? 'success' : 'error',
-          autoClose: record.status === 'succeeded' ? 8000 : false,
+          type: notificationType(record),
+          autoClose: notificationType(record) === 'success' ? 8000 : false,
           actions: [{ label: 'Show in Pipeline panel', callback: showPanel }]
         });
         return;

@@ -5,6 +5,8 @@
  * - `nb2prod-runs:ID/STEP.ipynb`: a step's executed notebook. Run folders live under
  *   `.nb2prod/`, which the contents API does not serve (it is hidden); the server answers each
  *   step's executed notebook at `GET /nb2prod/runs/ID/notebook?step=S`.
+ * - `nb2prod-runs:ID/STEP.html`: a step's HTML report (`GET /nb2prod/runs/ID/report?step=S`),
+ *   for JupyterLab's HTML viewer.
  * - `nb2prod-view:PATH`: a file of an exported version (`pipeline.yaml`, `README.md`), read
  *   through the contents API and marked not writable. JupyterLab creates a checkpoint of every
  *   writable file it opens, which would put `.ipynb_checkpoints/` inside an immutable version.
@@ -22,6 +24,13 @@ export const VIEW_DRIVE_NAME = 'nb2prod-view';
  */
 export function runNotebookPath(runId: string, step: string): string {
   return `${RUN_DRIVE_NAME}:${runId}/${step}.ipynb`;
+}
+
+/**
+ * The drive path of a step's HTML report.
+ */
+export function runReportPath(runId: string, step: string): string {
+  return `${RUN_DRIVE_NAME}:${runId}/${step}.html`;
 }
 
 /**
@@ -169,6 +178,24 @@ export class RunNotebookDrive extends ReadOnlyDriveBase {
   ): Promise<Contents.IModel> {
     const match = /^([^/]+)\/([^/]+)\.ipynb$/.exec(localPath);
     const now = NEVER_MODIFIED;
+    const report = /^([^/]+)\/([^/]+)\.html$/.exec(localPath);
+    if (report) {
+      const [, runId, step] = report;
+      return {
+        name: `${step}.html`,
+        path: localPath,
+        type: 'file',
+        writable: false,
+        created: now,
+        last_modified: now,
+        mimetype: 'text/html',
+        content:
+          options?.content === false
+            ? null
+            : await this._api.runReport(runId, step),
+        format: 'text'
+      };
+    }
     if (!match) {
       return {
         name: localPath.split('/').pop() ?? '',

@@ -14,6 +14,7 @@ import {
   trackingPhase
 } from './api';
 import { formatDuration } from './format';
+import { failedGates, runOutcome } from './gates';
 
 /**
  * How a step's state shows: a kind (its style), a symbol (never alone: the text says the
@@ -142,7 +143,13 @@ export function runHeadline(
       if (run.status === 'failed' && failed) {
         return `${name} failed${took(run)}: step ${failed[0]}: ${failed[1].error?.message ?? ''}`;
       }
-      return `${name} ${run.status}${took(run)}`;
+      if (runOutcome(run) === 'gates-failed') {
+        const gates = failedGates(run);
+        const which = gates.length === 1 ? 'a gate' : `${gates.length} gates`;
+        return `${name}: steps succeeded${took(run)}, but ${which} failed: ${gates.join('; ')}`;
+      }
+      const passed = run.gates?.status === 'passed' ? '; gates passed' : '';
+      return `${name} ${run.status}${took(run)}${passed}`;
     }
   }
 }

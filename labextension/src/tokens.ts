@@ -56,6 +56,10 @@ export interface IPanelActions {
   goToCell(ref: ICellRef): void;
   openRunNotebook(runId: string, step: string): void;
   /**
+   * Open a step's HTML report (its executed notebook rendered by nbconvert).
+   */
+  openRunReport(runId: string, step: string): void;
+  /**
    * Open a file of the server's root (a run's source notebook).
    */
   openFile(path: string): void;

@@ -207,6 +207,17 @@ class RunNotebookHandler(Nb2prodHandler):
         self.reply(await asyncio.to_thread(runs.executed_notebook, self.root, run_id, step))
 
 
+class RunReportHandler(Nb2prodHandler):
+    @tornado.web.authenticated
+    @authorized("read")
+    async def get(self, run_id: str) -> None:
+        step = self.get_query_argument("step", None)
+        html = await asyncio.to_thread(runs.step_report, self.root, run_id, step)
+        # The report holds the notebook's own outputs: never run them on the server's origin.
+        self.set_header("Content-Security-Policy", "sandbox")
+        self.finish(html, set_content_type="text/html; charset=utf-8")
+
+
 class PipelinesHandler(Nb2prodHandler):
     @tornado.web.authenticated
     @authorized("read")
@@ -232,6 +243,7 @@ ROUTES: list[tuple[str, type[Nb2prodHandler]]] = [
     ("runs", RunsHandler),
     (f"runs/{RUN_ID}", RunHandler),
     (f"runs/{RUN_ID}/notebook", RunNotebookHandler),
+    (f"runs/{RUN_ID}/report", RunReportHandler),
     ("pipelines", PipelinesHandler),
     ("compile", CompileHandler),
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str]) -> int:
@@ -20,6 +21,14 @@ def main(argv: list[str]) -> int:
 
     job_file = Path(argv[0])
     job = json.loads(job_file.read_text("utf-8"))
+    # Only what the request set: run_pipeline's defaults stay the one place defaults live.
+    gate_options: dict[str, Any] = {}
+    if job.get("gates"):
+        gate_options["gates"] = list(job["gates"])
+    if job.get("baseline"):
+        gate_options["baseline"] = job["baseline"]
+    if job.get("promote"):
+        gate_options["promote"] = True
     try:
         result = run_pipeline(
             job["version_dir"],
@@ -29,6 +38,7 @@ def main(argv: list[str]) -> int:
             track=True,
             handle_signals=True,  # SIGTERM records the run as interrupted and stops its kernels
             run_id=job["id"],
+            **gate_options,
         )
     except Nb2prodError as exc:
         job_file.with_suffix(".error").write_text(exc.message + "\n", "utf-8")

@@ -49,6 +49,57 @@ class RunRequest:
     params: dict[str, Any]
     steps: list[str] | None
     no_cache: bool
+    # Quality gates (issue 13); None/empty leaves run_pipeline's own defaults.
+    baseline: str | None = None
+    promote: bool = False
+    gates: tuple[str, ...] = ()
+
+
+MAX_GATE_CHARS = 500
+MAX_GATES = 100
+
+
+def _check_gate_fields(body: dict[str, Any]) -> tuple[str | None, bool, tuple[str, ...]]:
+    """``baseline``, ``promote`` and ``gates`` of a run request, by shape only: the runner
+    parses the gates and finds the baseline, and reports what it cannot (the run's error)."""
+    from ..gates.baseline import check_request as check_baseline
+
+    baseline = body.get("baseline")
+    if baseline is not None:
+        try:
+            if not isinstance(baseline, str):
+                raise Nb2prodError("not a string")
+            baseline = check_baseline(baseline)
+        except Nb2prodError:
+            raise ApiError(
+                400,
+                f"`baseline` {json.dumps(baseline)[:60]} is not a baseline. Fix: send "
+                '"champion" (the default), "previous", a version like "v3", or a run id like '
+                '"20261122-074521-604c3f1" (or an MLflow run id), e.g. {"baseline": "previous"}.',
+            ) from None
+    promote = body.get("promote", False)
+    if not isinstance(promote, bool):
+        raise ApiError(400, "`promote` must be true or false.")
+    gates = body.get("gates")
+    if gates is None:
+        gates = []
+    if not isinstance(gates, list) or not all(isinstance(g, str) for g in gates):
+        raise ApiError(
+            400,
+            '`gates` must be a list of gate expressions, e.g. {"gates": ["accuracy >= 0.9"]}.',
+        )
+    if len(gates) > MAX_GATES:
+        raise ApiError(400, f"`gates` has {len(gates)} entries. Fix: send at most {MAX_GATES}.")
+    for k, gate in enumerate(gates):
+        if not gate.strip():
+            raise ApiError(400, f"`gates[{k}]` is empty. Fix: leave it out.")
+        if len(gate) > MAX_GATE_CHARS or "\n" in gate or "\r" in gate:
+            raise ApiError(
+                400,
+                f"`gates[{k}]` must be one line of at most {MAX_GATE_CHARS} characters, one "
+                'comparison, e.g. "accuracy >= 0.9". Fix: send each gate as its own entry.',
+            )
+    return baseline, promote, tuple(g.strip() for g in gates)
 
 
 def _coerce(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +189,7 @@ def check_request(root: Root, body: dict[str, Any]) -> RunRequest:
     except Nb2prodError as exc:
         shown = root.relative(version_dir) or api_path
         raise ApiError(422, exc.message.replace(str(version_dir), shown)) from None
+    baseline, promote, gates = _check_gate_fields(body)
     params = _check_params(spec.defaults, params)
     names = [s.name for s in spec.steps]
     unknown = [s for s in steps or [] if s not in names]
@@ -154,6 +206,9 @@ def check_request(root: Root, body: dict[str, Any]) -> RunRequest:
         params=params,
         steps=steps,
         no_cache=no_cache,
+        baseline=baseline,
+        promote=promote,
+        gates=gates,
     )
 
 
@@ -181,6 +236,9 @@ class Launcher:
             "params": request.params,
             "steps": request.steps,
             "no_cache": request.no_cache,
+            "baseline": request.baseline,
+            "promote": request.promote,
+            "gates": list(request.gates),
             "requested_at": time.time(),
             "pid": None,
         }
@@ -233,6 +291,8 @@ def _paths(root: Root, home: Path, run_id: str, data: dict[str, Any]) -> dict[st
         if isinstance(step, dict):
             notebook = step.get("notebook")
             step["notebook_path"] = f"{shown}/{notebook}" if shown and notebook else None
+            report = step.get("report")
+            step["report_path"] = f"{shown}/{report}" if shown and report else None
     return data
 
 
@@ -270,3 +330,19 @@ def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
     if nb is None:
         raise ApiError(409, f"the executed notebook of step `{step}` is being written; retry.")
     return nb
+
+
+def step_report(root: Root, run_id: str, step: object) -> str:
+    """The HTML report of one step (nbconvert's rendering of its executed notebook)."""
+    if not isinstance(step, str) or not step:
+        raise ApiError(400, "`step` is missing. Fix: pass ?step=NAME.")
+    data = read_run(root, run_id)
+    record = (data.get("steps") or {}).get(step)
+    if not isinstance(record, dict):
+        raise ApiError(404, f"run {run_id} has no step `{step[:60]}`.")
+    home = runs_home(root.path)
+    report = record.get("report")
+    path = run_dir(home, run_id) / str(report)
+    if not report or not inside(path, home) or not path.is_file():
+        raise ApiError(404, f"step `{step}` of run {run_id} has no report (yet).")
+    return path.read_text("utf-8", errors="replace")

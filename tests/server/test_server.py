@@ -115,6 +115,7 @@ REQUESTS = [
     ("POST", "runs", {"pipeline": "pipelines/tiny"}, None),
     ("GET", "runs/20261122-074521-604c3f1", None, None),
     ("GET", "runs/20261122-074521-604c3f1/notebook", None, {"step": "training"}),
+    ("GET", "runs/20261122-074521-604c3f1/report", None, {"step": "training"}),
 ]
 
 
@@ -186,7 +187,7 @@ def test_every_handler_method_is_authenticated_and_authorized(jp_serverapp: Any)
             assert n1.startswith("authorized."), (cls, name)
             assert getattr(method, "__allow_unauthenticated", False) is False
             checked += 1
-    assert checked == 9  # 8 before POST compile
+    assert checked == 10  # 8 before POST compile, 9 before GET report
 
 
 def test_jupyter_lists_the_extension_as_enabled_and_ok() -> None:

@@ -193,3 +193,116 @@ def test_panel_runs_a_pipeline_inside_a_kernel(
     assert "steps/training/notebook.ipynb" in failed["table"]
     notebook = failed["table"].split("executed notebook: <code>")[1].split("</code>")[0]
     assert (project / notebook).is_file()
+
+
+# --- quality gates (issue 13) -------------------------------------------------------------------
+def test_baseline_and_promote_in_the_form(project: Path) -> None:
+    panel = PipelinePanel("pipelines/tiny")
+    assert panel.baseline.value == "champion" and not panel.promote.value
+    assert list(panel.baseline.options) == ["champion", "previous", "v1"]
+    assert panel.gate_options() == {}  # run_pipeline's defaults: the champion, no promotion
+    panel.baseline.value = "v1"
+    panel.promote.value = True
+    assert panel.gate_options() == {"baseline": "v1", "promote": True}
+    panel.baseline.value = " 20261122-074521-604c3f1 "  # typed in, as a run id
+    assert panel.gate_options() == {"baseline": "20261122-074521-604c3f1", "promote": True}
+    panel.baseline.value = "last week"
+    with pytest.raises(Nb2prodError, match="'last week' is not a baseline. Fix: choose"):
+        panel.gate_options()
+    assert not panel.start()  # the Run button shows the problem and runs nothing
+    assert "is not a baseline" in panel.status.value
+    assert not (project / ".nb2prod").exists()
+
+
+def _gated_result(steps_state: str = "succeeded") -> Any:
+    from nb2prod.run.runner import RunResult
+
+    record = {
+        "id": "20261127-023015-1230abc",
+        "pipeline": "tiny",
+        "version": 2,
+        "status": "succeeded" if steps_state == "succeeded" else "failed",
+        "duration": 1.5,
+        "steps": {"training": {"state": steps_state, "error": None}},
+        "metrics": {"score": 9.0, "count": 5},
+        "baseline": {
+            "requested": "champion",
+            "run_id": "20261126-101010-0000001",
+            "mlflow_run_id": None,
+            "version": 1,
+            "source": "champion (local)",
+            "metrics": {"score": 10.0},
+        },
+        "gates": {
+            "status": "failed",
+            "results": [
+                {"expr": "count >= 5", "status": "passed", "value": 5, "threshold": 5.0},
+                {
+                    "expr": "score >= baseline",
+                    "status": "failed",
+                    "value": 9.0,
+                    "baseline": 10.0,
+                    "threshold": 10.0,
+                    "reason": "9 < 10",
+                },
+                {"expr": "auc >= baseline", "status": "no baseline", "value": None},
+            ],
+            "promote": True,
+            "promoted": None,
+        },
+    }
+    return RunResult(id=record["id"], path=Path(".nb2prod/runs") / record["id"], record=record)
+
+
+def test_results_show_deltas_and_a_mark_per_gate() -> None:
+    from nb2prod.widgets import render_result
+
+    status, table = render_result(_gated_result())
+    assert "tiny v2: steps succeeded, gates failed" in status  # not a crash
+    assert "<th>Δ baseline</th>" in table
+    assert "<td>score</td><td>9</td><td>−1</td>" in table
+    assert "<td>count</td><td>5</td><td></td>" in table  # not in the baseline
+    assert "gates failed: 1 of 3 failed" in table
+    assert "champion (local), run <code>20261126-101010-0000001</code>" in table
+    assert "<code>count &gt;= 5</code></td><td>5</td><td>5</td><td>✓ pass</td>" in table
+    assert "9 &lt; 10" in table and "✗ fail" in table and "– no baseline" in table
+    assert "not promoted: the champion stays" in table
+    status, _ = render_result(_gated_result("failed"))
+    assert "tiny v2: failed" in status  # a failed step stays a failed run
+
+
+def test_results_of_a_run_without_gates_are_unchanged() -> None:
+    from nb2prod.widgets import render_result
+
+    result = _gated_result()
+    del result.record["gates"], result.record["baseline"]
+    status, table = render_result(result)
+    assert "tiny v2: succeeded" in status
+    assert "<thead><tr><th>metric</th><th>value</th></tr></thead>" in table
+    assert "gate" not in table
+
+
+def test_a_gated_run_from_the_panel_promotes_then_compares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real runs (untracked): the first has no baseline and becomes the champion; the second,
+    worse, fails its gate against it and shows by how much."""
+    cells = [
+        *TINY_CELLS,
+        ("score >= baseline  # no worse than the champion\ncount >= 5", ["gates"]),
+    ]
+    write_notebook(tmp_path / "tiny.ipynb", cells)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    panel = PipelinePanel("pipelines/tiny", track=False)
+    panel.promote.value = True
+    first = panel.run()
+    assert first.record["gates"]["status"] == "passed", first.record["gates"]
+    assert "– no baseline" in panel.results.value and "✓ pass" in panel.results.value
+    assert "promoted to champion" in panel.results.value
+    panel.set("factor", 1.0)  # score 3 instead of 6
+    second = panel.run()
+    assert second.record["gates"]["status"] == "failed"
+    assert "steps succeeded, gates failed" in panel.status.value
+    assert "<td>score</td><td>3</td><td>−3</td>" in panel.results.value
+    assert "✗ fail" in panel.results.value and "the champion stays" in panel.results.value

@@ -853,3 +853,101 @@ test('compile for Kubeflow Pipelines and Airflow from the panel and the palette;
   await airflow.getByRole('button', { name: 'Open dag.py' }).click();
   await expect(page.getByRole('tab', { name: /dag\.py/ })).toBeVisible();
 });
+
+test('gates show in the panel; a run promotes, a worse one fails its gates without crashing', async ({
+  page,
+  tmpPath
+}) => {
+  test.setTimeout(150 * 1000);
+  await openNotebook(page, tmpPath, 'gated.ipynb');
+  const panel = await openPanel(page);
+  // The gates, under the parameters, with their help.
+  const gates = panel.getByRole('region', { name: 'Gates' });
+  await expect(gates.locator('.nb2prod-Gate')).toHaveCount(2);
+  await expect(gates.locator('.nb2prod-Gate').first()).toContainText(
+    'score >= 5'
+  );
+  await expect(gates).toContainText(
+    'no worse than the champion by more than 1'
+  );
+
+  await page
+    .locator('.jp-NotebookPanel-toolbar')
+    .getByRole('button', { name: 'Export pipeline' })
+    .click();
+  await page
+    .locator('.jp-Dialog')
+    .getByRole('button', { name: 'Export' })
+    .click();
+  await expect(
+    page.getByText('Exported gated v1 → pipelines/gated/v1')
+  ).toBeVisible();
+
+  const run = panel.locator('.nb2prod-Run');
+  const results = run.locator('.nb2prod-GateResult');
+  await test.step('the first run has no baseline and is promoted', async () => {
+    await panel.getByRole('button', { name: /Run Pipeline/ }).click();
+    const dialog = page.locator('.jp-Dialog');
+    const baseline = dialog.getByLabel('Baseline', { exact: true });
+    await expect(baseline).toHaveValue('champion');
+    await expect(baseline.locator('option')).toHaveText([
+      'Champion (default)',
+      'Previous run',
+      'Newest run of v1',
+      'A run id…'
+    ]);
+    // A typed run id is checked before submit.
+    await baseline.selectOption('run');
+    await dialog.getByLabel('Baseline run id').fill('last week');
+    await expect(dialog.getByText(/Enter a run id/)).toBeVisible();
+    await expect(dialog.getByRole('button', { name: 'Run' })).toBeDisabled();
+    await baseline.selectOption('champion');
+    await dialog.getByLabel('Promote if gates pass').check();
+    await dialog.getByRole('button', { name: 'Run' }).click();
+    await expect(run).toHaveAttribute('data-status', 'succeeded', {
+      timeout: 90 * 1000
+    });
+    await expect(results).toHaveCount(2, { timeout: 30 * 1000 });
+    await expect(results.nth(0)).toHaveAttribute('data-gate', 'passed');
+    await expect(results.nth(0)).toContainText('✓ pass');
+    await expect(results.nth(1)).toHaveAttribute('data-gate', 'nobaseline');
+    await expect(run.locator('.nb2prod-Gates-status')).toContainText(
+      'Gates passed'
+    );
+    await expect(run.locator('.nb2prod-Gates-promotion')).toContainText(
+      'Promoted to champion'
+    );
+  });
+
+  await test.step('a worse run fails its gates against the champion', async () => {
+    await panel.getByRole('button', { name: /Run Pipeline/ }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await dialog.locator('[data-param="factor"]').fill('1.0');
+    await dialog.getByRole('button', { name: 'Run' }).click();
+    // Every step succeeded: not a crash, shown as failed gates.
+    await expect(run).toHaveAttribute('data-status', 'gates-failed', {
+      timeout: 90 * 1000
+    });
+    // score 6 instead of 12: above the floor, but 6 below the champion.
+    await expect(results.nth(1)).toHaveAttribute('data-gate', 'failed', {
+      timeout: 30 * 1000
+    });
+    await expect(results.nth(1)).toContainText('✗ fail');
+    await expect(results.nth(0)).toContainText('✓ pass');
+    await expect(run.locator('.nb2prod-Run-status')).toContainText(
+      'steps succeeded'
+    );
+    await expect(
+      run.locator('.nb2prod-Metrics tr[data-metric="score"]')
+    ).toContainText('−6');
+    await expect(run.locator('.nb2prod-Gates-baseline')).toContainText(
+      'Compared with champion'
+    );
+    await expect(
+      panel.locator(
+        '.nb2prod-StepCard[data-step="evaluation"] .nb2prod-StepState'
+      )
+    ).toContainText('✓');
+    await panel.screenshot({ path: screenshotPath('gates-panel.png') });
+  });
+});

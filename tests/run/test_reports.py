@@ -132,3 +132,16 @@ def test_a_corrupt_notebook_is_a_warning(tmp_path: Path) -> None:
     assert "report" not in saved["steps"]["x"]
     assert len(saved["warnings"]) == 1 and "step x" in saved["warnings"][0]
     assert not (run_dir / "steps/x/report.html").exists()
+
+
+def test_nb2prod_step_renders_its_report(project: Path) -> None:
+    """What engine tasks run: the report is rendered at the end and named in step.json."""
+    run_dir = project / "engine-run"
+    for step in ("preprocessing", "b"):
+        r = run_cli("step", "pipelines/rep/v1", step, "--run-dir", run_dir, cwd=project)
+        assert r.returncode == 0, r.stdout + r.stderr
+    pre = json.loads((run_dir / "steps/preprocessing/step.json").read_text())
+    assert pre["report"] == "steps/preprocessing/report.html"
+    assert "rows loaded: 3" in (run_dir / pre["report"]).read_text("utf-8")
+    b = json.loads((run_dir / "steps/b/step.json").read_text())
+    assert "report" not in b and not (run_dir / "steps/b/report.html").exists()

@@ -4,21 +4,26 @@ nbconvert's HTMLExporter renders the page (code and outputs as Jupyter shows the
 inline), kept as ``steps/<step>/report.html`` beside the executed notebook and logged to the
 step's MLflow run, whose UI previews it.
 
-Rendering is kept off the critical path: one background thread imports nbconvert (about a
-second) while the first kernels start, then renders each step as it finishes, beside the steps
-still running. The run waits for it only once every step is done, and only so long; a report
-that cannot be rendered is a warning, never a failed step.
+Rendering is kept off the critical path: one worker process, at lower priority, imports
+nbconvert (about a second) while the first kernels start, then renders each step as it ends,
+beside the steps still running. The run waits for it only once every step is done, and only so
+long; a report that cannot be rendered is a warning, never a failed step.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from ..pipeline import StepSpec
 from ..run_folder import notebook_path, report_path, write_bytes_atomic
@@ -28,6 +33,8 @@ from .record import RunRecord
 REPORTS_ENV = "NB2PROD_REPORTS"
 #: How long a run waits, once its steps are done, for reports still rendering.
 WAIT_SECONDS = 60.0
+#: The worker's niceness while it renders beside the steps.
+WORKER_NICENESS = 10
 
 Done = Callable[[str, Path | None, str | None], None]  # (step, report or None, why not)
 
@@ -61,43 +68,48 @@ def _warm() -> None:
 
 
 @dataclass
-class _Job:
-    step: str
-    notebook: Path
-    target: Path
-    done: Done
-
-
-@dataclass
 class ReportRenderer:
-    """One worker thread rendering reports in the order steps finish.
+    """A worker process rendering reports in the order steps finish (``python -m
+    nb2prod.run.reports``, one JSON line per job each way).
 
-    ``submit`` returns at once; ``done`` is called from the worker with the report's path, or
-    None and the reason it failed. ``wait`` blocks until every submitted report is rendered or
-    the time is up, and names the steps still pending.
+    A process, not a thread: rendering is CPU-bound Python, and in the runner it would hold the
+    GIL that the threads driving the step kernels need; as a process it runs beside them at
+    lower priority. ``submit`` returns at once; ``done`` is called (from a reader thread) with
+    the report's path, or None and why not. ``wait`` blocks until every submitted report is
+    done or the time is up, then stops the worker, and names the steps still pending.
     """
 
-    _queue: queue.Queue[_Job | None] = field(default_factory=queue.Queue)
-    _pending: set[str] = field(default_factory=set)
+    _proc: subprocess.Popen[str] | None = None
+    _pending: dict[str, tuple[Path, Done]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _idle: threading.Condition = field(init=False)
-    _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self._idle = threading.Condition(self._lock)
 
     def start(self) -> ReportRenderer:
-        self._thread = threading.Thread(target=self._work, name="nb2prod-reports", daemon=True)
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "nb2prod.run.reports"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read, name="nb2prod-reports", daemon=True).start()
         return self
 
     def submit(self, step: str, notebook: Path, target: Path, done: Done) -> None:
+        job = {"step": step, "notebook": str(notebook), "target": str(target)}
         with self._lock:
-            self._pending.add(step)
-        self._queue.put(_Job(step, notebook, target, done))
+            self._pending[step] = (target, done)
+        try:
+            assert self._proc is not None and self._proc.stdin is not None
+            self._proc.stdin.write(json.dumps(job) + "\n")
+            self._proc.stdin.flush()
+        except (OSError, ValueError) as exc:  # the worker is gone
+            self._answer({"step": step, "error": f"the report worker stopped ({exc})"})
 
     def wait(self, timeout: float = WAIT_SECONDS) -> list[str]:
-        """Wait for the submitted reports; the steps whose report is still not done."""
+        """Wait for the submitted reports, then stop the worker; the steps still pending."""
         deadline = time.monotonic() + timeout
         with self._idle:
             while self._pending:
@@ -106,31 +118,72 @@ class ReportRenderer:
                     break
                 self._idle.wait(left)
             late = sorted(self._pending)
-        self._queue.put(None)  # the worker ends after what is queued
+            self._pending.clear()
+        self.close()
         return late
 
-    def _work(self) -> None:
+    def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        with contextlib.suppress(Exception):
+            if proc.poll() is None:
+                proc.kill()  # anything still rendering is abandoned: a late report
+            proc.wait(timeout=10)
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            with contextlib.suppress(ValueError):
+                self._answer(json.loads(line))
+        with self._lock:  # the worker died: whatever it had left will not come
+            lost = list(self._pending)
+        for step in lost:
+            self._answer({"step": step, "error": "the report worker stopped"})
+
+    def _answer(self, reply: dict[str, Any]) -> None:
+        with self._lock:
+            job = self._pending.pop(str(reply.get("step")), None)
+        if job is None:
+            return
+        target, done = job
+        error = reply.get("error")
+        with contextlib.suppress(Exception):  # the record says what it could
+            done(str(reply["step"]), None if error else target, error)
+        with self._idle:
+            self._idle.notify_all()
+
+
+def serve(requests: IO[str], replies: IO[str]) -> None:
+    """The worker: warm nbconvert up, then render each job and answer."""
+    # Ctrl-C reaches the whole process group; the runner decides what becomes of the reports.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)  # the step kernels come first
+    with contextlib.suppress(Exception):  # each render then reports the problem itself
+        _warm()
+    for line in requests:
+        job: dict[str, Any] = {}
         try:
-            _warm()
-        except Exception:  # noqa: BLE001, S110 - each render then reports the problem itself
-            pass
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            report: Path | None = job.target
-            why = None
-            try:
-                render_report(job.notebook, job.target)
-            except Exception as exc:  # noqa: BLE001 - a report never fails the run
-                report, why = None, f"{type(exc).__name__}: {exc}".strip()
-            try:
-                job.done(job.step, report, why)
-            except Exception:  # noqa: BLE001, S110 - the record says what it could
-                pass
-            with self._idle:
-                self._pending.discard(job.step)
-                self._idle.notify_all()
+            job = json.loads(line)
+            render_report(Path(job["notebook"]), Path(job["target"]))
+            error = None
+        except Exception as exc:  # noqa: BLE001 - a report never fails the run
+            error = f"{type(exc).__name__}: {exc}".strip()
+        replies.write(json.dumps({"step": job.get("step"), "error": error}) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stray prints must not corrupt the reply stream
+    serve(sys.stdin, replies)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def describe_failure(step: str, why: str | None) -> str:
@@ -185,9 +238,13 @@ class StepReports:
         self.render(step)
         return None
 
-    def wait(self, timeout: float = WAIT_SECONDS) -> None:
-        """Wait (at most ``timeout``) for the reports still rendering; late ones are a warning."""
+    def finish(self, abandon: bool = False, timeout: float = WAIT_SECONDS) -> None:
+        """Wait (at most ``timeout``) for the reports still rendering, late ones a warning, and
+        stop the worker; ``abandon`` (an interrupted run): stop it without waiting."""
         if self._renderer is None:
+            return
+        if abandon:
+            self._renderer.close()
             return
         late = self._renderer.wait(timeout)
         if late:
@@ -204,3 +261,7 @@ class StepReports:
             self.record.warn(describe_failure(step, why))
         else:
             self.record.note(step, report=report.relative_to(self.run_dir).as_posix())
+
+
+if __name__ == "__main__":
+    main()

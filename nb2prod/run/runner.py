@@ -369,8 +369,8 @@ def _run(run: _Run, run_path: Path, jobs: int, handle_signals: bool) -> RunResul
                 _execute(run, jobs)
             finally:
                 _stop_kernels(run)
-            if run.reports is not None and not run.interrupted.is_set():
-                run.reports.wait()  # run.json names them before the tracker reads it
+                if run.reports is not None:  # run.json names them before the tracker reads it
+                    run.reports.finish(abandon=run.interrupted.is_set())
             result = _finish(run, started, run_path)
             if run.tracker is not None:
                 _track(run, result)

@@ -127,7 +127,7 @@ def test_a_corrupt_notebook_is_a_warning(tmp_path: Path) -> None:
     reports = StepReports(record, run_dir, enabled=True)
     step = StepSpec("x", "training", tmp_path / "x.py", (), (), (), ())
     reports.render(step)
-    reports.wait(120)
+    reports.finish(timeout=120)
     saved = json.loads((run_dir / "run.json").read_text())
     assert "report" not in saved["steps"]["x"]
     assert len(saved["warnings"]) == 1 and "step x" in saved["warnings"][0]

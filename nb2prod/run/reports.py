@@ -164,7 +164,13 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(WORKER_NICENESS)  # the step kernels come first
-    with contextlib.suppress(Exception):  # each render then reports the problem itself
+    # jsonschema (nbformat's validator) builds an IRI grammar with lark on import when
+    # rfc3987_syntax is installed: 2 CPU-s, for a format check nbformat's schema never asks
+    # for. This process only renders, so it goes without.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    from ..gc_tuning import imports_without_gc
+
+    with contextlib.suppress(Exception), imports_without_gc():  # each render reports it
         _warm()
     for line in requests:
         job: dict[str, Any] = {}

@@ -62,8 +62,6 @@ def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) 
                 lines.append("    ...")
         if step.get("notebook"):
             lines.append(f"  executed notebook: {run_dir / step['notebook']}")
-        if step.get("report"):
-            lines.append(f"  report: {run_dir / step['report']}")
     skipped = [n for n, s in record["steps"].items() if s["state"] == "skipped" and s.get("error")]
     if skipped:
         lines.append(f"not run (an upstream step failed): {', '.join(skipped)}")
@@ -71,9 +69,6 @@ def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) 
     if metrics:
         lines += ["", "metrics:"] + [f"  {k} = {_value(v)}" for k, v in metrics.items()]
     lines += ["", f"run folder: {run_dir}"]
-    reported = [n for n, s in record["steps"].items() if s.get("report")]
-    if reported:
-        lines.append(f"step reports: {run_dir}/steps/<step>/report.html ({', '.join(reported)})")
     tracking = record.get("tracking")
     if tracking and tracking.get("state", "done") == "done":
         if tracking.get("ok"):

@@ -7,7 +7,9 @@ included. Prints the ratios the project targets:
 - full run (``--no-cache``) of a small three-step notebook: at most 1.6x papermill;
 - full run of a compute-heavy notebook whose two training steps are independent: at most 1.0x;
 - unchanged re-run: at most 0.4x the full run;
-- the per-step overhead.
+- the per-step overhead;
+- what the steps' HTML reports cost: the full run with them (the default) against the same run
+  with ``NB2PROD_REPORTS=0`` (they render in the background, so this should stay near 1.0x).
 
 Run from the repository root: ``python benchmarks/bench_run.py [--repeat N]``.
 """
@@ -114,24 +116,32 @@ def main() -> None:
                 args.repeat,
             )
             full = best([nb2prod, "run", pipeline, "--no-cache"], project, env, args.repeat)
+            bare = best(
+                [nb2prod, "run", pipeline, "--no-cache"],
+                project,
+                {**env, "NB2PROD_REPORTS": "0"},
+                args.repeat,
+            )
             rerun = best([nb2prod, "run", pipeline], project, env, args.repeat)
             record = json.loads(
                 sorted((project / ".nb2prod" / "runs").glob("*/run.json"))[-1].read_text()
             )
             assert record["tracking"] and record["tracking"]["ok"], record["tracking"]
-            rows.append((name, steps, pm, full, rerun))
+            rows.append((name, steps, pm, full, rerun, bare))
         print(
             f"nb2prod run vs papermill, {os.cpu_count()} CPUs, best of {args.repeat}, "
             "MLflow logging included (local SQLite store)\n"
         )
         print(
             f"{'notebook':<15}{'steps':>6}{'papermill':>11}{'full run':>10}{'re-run':>9}"
-            f"{'full/pm':>9}{'rerun/full':>11}{'per step':>10}"
+            f"{'full/pm':>9}{'rerun/full':>11}{'per step':>10}{'no reports':>12}"
+            f"{'reports cost':>14}"
         )
-        for name, steps, pm, full, rerun in rows:
+        for name, steps, pm, full, rerun, bare in rows:
             print(
                 f"{name:<15}{steps:>6}{pm:>10.2f}s{full:>9.2f}s{rerun:>8.2f}s"
                 f"{full / pm:>9.2f}{rerun / full:>11.2f}{(full - pm) / steps:>9.2f}s"
+                f"{bare:>11.2f}s{full - bare:>+13.2f}s"
             )
         small, heavy = rows[0], rows[1]
         print()
@@ -151,6 +161,11 @@ def main() -> None:
             f"per-step overhead (small notebook):   {(small[3] - small[2]) / small[1]:.2f}s "
             f"(median of both: {statistics.median([(r[3] - r[2]) / r[1] for r in rows]):.2f}s)"
         )
+        for name, _, pm, full, _, bare in rows:
+            print(
+                f"step reports, {name + ':':<24}{full / bare:.2f}x the run without them "
+                f"({bare / pm:.2f}x papermill without, {full / pm:.2f}x with)"
+            )
 
 
 if __name__ == "__main__":

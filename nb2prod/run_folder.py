@@ -10,6 +10,7 @@ Every path of the run folder is made here, so its layout is written down once::
             .reserve                        room given back for the last write on a full disk
             steps/<step>/
                 notebook.ipynb              the executed notebook
+                report.html                 it rendered as a web page (unless turned off)
                 outputs/<name>.<ext>        one file per value the step saved
                 digests/<name>.<ext>.sha256 an output's SHA-256, computed while writing it
                 metrics.json                the metrics the step logged
@@ -52,6 +53,7 @@ METRICS = "metrics.json"
 MODELS = "models"
 DIGESTS = "digests"
 NOTEBOOK = "notebook.ipynb"
+REPORT = "report.html"
 STEP_RECORD = "step.json"
 MODEL_EXT = ".pkl"
 
@@ -165,6 +167,11 @@ def models_dir(run: PathLike, step: str) -> Path:
 def notebook_path(run: PathLike, step: str) -> Path:
     """Return ``<run_dir>/steps/<step>/notebook.ipynb``, the step's executed notebook."""
     return step_dir(run, step) / NOTEBOOK
+
+
+def report_path(run: PathLike, step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>/report.html``, the executed notebook as HTML."""
+    return step_dir(run, step) / REPORT
 
 
 def step_record_path(run: PathLike, step: str) -> Path:

@@ -288,6 +288,11 @@ class StepSpec:
         """False when the step was tagged ``cache:disabled``: it is never reused from the cache."""
         return self.engine.get("cache") != "disabled"
 
+    @property
+    def report(self) -> bool:
+        """False when the step was tagged ``report:disabled``: no HTML report is rendered."""
+        return self.engine.get("report") != "disabled"
+
 
 @dataclass(frozen=True)
 class EnvironmentSpec:

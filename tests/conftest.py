@@ -187,12 +187,13 @@ def own_processes() -> dict[int, list[str]]:
 def own_kernels() -> set[int]:
     """PIDs of this session's kernels: those nb2prod launches carry its in-memory history flag,
     and those it forks (and the zygote they fork from) the zygote's command line. Its MLflow
-    tracking worker counts too: no run may leave it behind either."""
+    tracking worker and its report worker count too: no run may leave them behind either."""
     pids = set()
     for pid, cmd in own_processes().items():
         if (
             "nb2prod.run.zygote" in cmd
             or "nb2prod.tracking.worker" in cmd
+            or "nb2prod.run.reports" in cmd
             or (
                 any("ipykernel_launcher" in part for part in cmd)
                 and "--HistoryManager.hist_file=:memory:" in cmd

@@ -227,6 +227,7 @@ def _step_record(data: dict[str, Any]) -> StepRecord:
         started_at=data.get("started_at"),
         duration=data.get("duration"),
         notebook=data.get("notebook"),
+        report=data.get("report"),
         outputs=dict(data.get("outputs") or {}),
         metrics=dict(data.get("metrics") or {}),
         models=list(data.get("models") or []),

@@ -145,6 +145,7 @@ class StepRecord:
     duration: float | None = None
     cached_from: str | None = None  # the run that computed a reused result
     notebook: str | None = None  # the executed notebook, relative to the run folder
+    report: str | None = None  # that notebook as HTML, relative to the run folder, once rendered
     outputs: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
     metrics: dict[str, Any] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
@@ -172,6 +173,8 @@ class StepRecord:
         }
         if self.reason is not None:
             data["reason"] = self.reason
+        if self.report is not None:  # absent, as in runs from before reports, when there is none
+            data["report"] = self.report
         return data
 
 
@@ -284,6 +287,13 @@ class RunRecord:
             self._save()
             shown = self.data.steps[name].to_json()
         self._notify(state, name, shown)
+
+    def note(self, name: str, **fields: Any) -> None:
+        """Set ``fields`` of step ``name`` without a state change: recorded and written, not
+        shown (a step's report, rendered after the step ended)."""
+        with self.lock:
+            self.data.steps[name] = replace(self.data.steps[name], **fields)
+            self._save()
 
     def warn(self, message: str) -> None:
         with self.lock:

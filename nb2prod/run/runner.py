@@ -64,6 +64,7 @@ from .record import (
     describe_os_error,
     now,
 )
+from .reports import StepReports
 
 if TYPE_CHECKING:
     from ..tracking.worker import TrackingWorker
@@ -185,6 +186,7 @@ class _Run:
     phase: str = "steps"  # then "tracking": what a signal interrupts
     socket_dir: str | None = None  # the kernels' Unix sockets, in a private temporary folder
     gating: Gating | None = None
+    reports: StepReports | None = None  # the steps' HTML reports, rendered beside the steps
 
 
 def run_pipeline(
@@ -383,6 +385,8 @@ def _run(run: _Run, run_path: Path, jobs: int, handle_signals: bool) -> RunResul
                 _execute(run, jobs)
             finally:
                 _stop_kernels(run)
+                if run.reports is not None:  # run.json names them before the tracker reads it
+                    run.reports.finish(abandon=run.interrupted.is_set())
             result = _finish(run, started, run_path)
             if run.tracker is not None:
                 _track(run, result)
@@ -496,6 +500,7 @@ def _track(run: _Run, result: RunResult) -> None:
 def _execute(run: _Run, jobs: int) -> None:
     spec = run.spec
     run.sources = {s.name: StepSource(s.module) for s in spec.steps if s.name in run.needed}
+    run.reports = StepReports(run.record, run.run_dir)
     predicted = _predict_cache_hits(run)
     to_run = [s for s in spec.steps if s.name in run.needed and s.name not in predicted]
     warmers = min(jobs, len(to_run))
@@ -538,6 +543,8 @@ def _execute(run: _Run, jobs: int) -> None:
 
     if to_run:  # an all-cached run needs neither
         threading.Thread(target=preload, daemon=True).start()
+    if any(s.report for s in to_run):
+        run.reports.warm()  # nbconvert imports beside the first steps, not after the last
     run_slots = threading.Semaphore(jobs)
 
     # Kernels warm in run order. Without forking, as many at once as there are cores: warming
@@ -670,6 +677,10 @@ def _reuse(run: _Run, step: StepSpec, found: Hit) -> None:
         models=earlier.get("models", []),
         model_uris=earlier.get("model_uris", {}),
     )
+    if run.reports is not None:
+        report = run.reports.reused(step, earlier.get("report"))
+        if report is not None:
+            run.record.note(step.name, report=report)
     kernel = run.kernels.pop(step.name, None)
     if kernel is not None:
         kernel.shutdown()
@@ -714,6 +725,8 @@ def _execute_step(
                 duration=round(time.monotonic() - t0, 3),
                 error=StepError.interrupted(error.cell) if interrupted else error,
             )
+            if not interrupted and run.reports is not None:
+                run.reports.render(step)  # where it failed, readable in a browser
             return None
         finally:
             kernel.shutdown()
@@ -731,6 +744,8 @@ def _collect(run: _Run, step: StepSpec, parts: KeyParts, duration: float) -> Non
         metrics=read_json_object(metrics_path(run.run_dir, step.name)),
         models=sorted(p.stem for p in models_dir(run.run_dir, step.name).glob(f"*{MODEL_EXT}")),
     )
+    if run.reports is not None:
+        run.reports.render(step)
     if step.cache:
         try:
             run.cache.store(step.name, parts, run.record.data.id)

@@ -38,6 +38,7 @@ from ..run_folder import (
     metrics_path,
     models_dir,
     notebook_path,
+    report_path,
     runs_home,
     step_dir,
     step_record_path,
@@ -70,6 +71,7 @@ class SingleStepResult:
     step: str
     run_dir: Path
     record: StepRecord
+    warning: str | None = None  # the step's report could not be rendered
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +98,8 @@ class SingleStepResult:
             f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}"
             for k, v in r.metrics.items()
         ]
+        if self.warning:
+            lines.append(f"  warning: {self.warning}")
         lines.append(f"  step folder: {step_dir(self.run_dir, self.step)}")
         return "\n".join(lines)
 
@@ -148,8 +152,9 @@ def run_single_step(
     }
     _save(run_dir, name, header, record)
     record = _execute(spec, step, run_dir, cwd, record, step_timeout)
+    record, warning = _report(step, run_dir, record)
     _save(run_dir, name, header, record)
-    return SingleStepResult(spec, name, run_dir, record)
+    return SingleStepResult(spec, name, run_dir, record, warning)
 
 
 def _the_step(spec: PipelineSpec, name: str) -> StepSpec:
@@ -290,6 +295,26 @@ def _execute(
         metrics=read_json_object(metrics_path(run_dir, step.name)),
         models=sorted(p.stem for p in models_dir(run_dir, step.name).glob(f"*{MODEL_EXT}")),
     )
+
+
+def _report(step: StepSpec, run_dir: Path, record: StepRecord) -> tuple[StepRecord, str | None]:
+    """Render the step's report, here at the end: an engine task runs one step, with nothing
+    beside it to overlap. A failure is a warning; the step's outcome stands."""
+    from dataclasses import replace
+
+    from .reports import describe_failure, render_report, reports_enabled
+
+    notebook = notebook_path(run_dir, step.name)
+    if record.state == "interrupted" or not (reports_enabled() and step.report):
+        return record, None
+    if not notebook.is_file():
+        return record, None
+    target = report_path(run_dir, step.name)
+    try:
+        render_report(notebook, target)
+    except Exception as exc:  # noqa: BLE001 - a report never fails the step
+        return record, describe_failure(step.name, f"{type(exc).__name__}: {exc}")
+    return replace(record, report=target.relative_to(run_dir).as_posix()), None
 
 
 @contextlib.contextmanager

@@ -937,6 +937,9 @@ class _RunLogger:
                 client.update_run(child_id, name=name)
         if name in notebooks:
             client.log_artifact(child_id, str(notebooks[name]))
+        report = self.run_dir / str(step["report"]) if step.get("report") else None
+        if report is not None and report.is_file():
+            client.log_artifact(child_id, str(report))  # MLflow's UI shows .html inline
         datasets = _datasets(step)
         if datasets:
             client.log_inputs(child_id, datasets=datasets)

@@ -50,6 +50,7 @@ __all__ = [  # runs_home and the names from run_folder are re-exported for older
     "list_runs",
     "pipeline_name",
     "process_alive",
+    "promotion_due",
     "read_json",
     "read_run",
     "run_size",
@@ -222,3 +223,15 @@ def list_runs(home: Path, pipeline: str | None = None, limit: int = 20) -> list[
         if data is not None and (name is None or data.get("pipeline") == name):
             out.append(data)
     return out
+
+
+def promotion_due(record: dict[str, Any]) -> bool:
+    """Whether a finished run's record asks to become the champion and may: ``--promote``,
+    every step succeeded and every gate passed."""
+    gates = record.get("gates")
+    return (
+        record.get("status") == "succeeded"
+        and isinstance(gates, dict)
+        and bool(gates.get("promote"))
+        and gates.get("status") == "passed"
+    )

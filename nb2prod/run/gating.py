@@ -176,16 +176,6 @@ def evaluate(
     return (baseline.to_json() if baseline is not None else None), gates
 
 
-def promotion_due(record: dict[str, Any]) -> bool:
-    gates = record.get("gates")
-    return (
-        record.get("status") == "succeeded"
-        and isinstance(gates, dict)
-        and bool(gates.get("promote"))
-        and gates.get("status") == "passed"
-    )
-
-
 def record_champion(home: Path, record: dict[str, Any], models: dict[str, str]) -> dict[str, Any]:
     """Write the local champion record; what run.json's ``gates.promoted`` says."""
     write_champion(home, record, models)

@@ -47,10 +47,11 @@ from ..run_folder import (
     step_dir,
     write_record,
 )
+from ..run_index import promotion_due
 from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
 from .environment import EnvironmentCheck, check_environment
 from .fingerprints import data_inputs
-from .gating import Gating, promotion_due, record_champion
+from .gating import Gating, record_champion
 from .gating import evaluate as evaluate_gates
 from .gating import prepare as prepare_gates
 from .overrides import effective_params

@@ -313,8 +313,9 @@ def list_runs(root: Root, pipeline: str | None = None, limit: int = 20) -> list[
     return [_paths(root, home, str(data["id"]), data) for data in found]
 
 
-def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
-    """The executed notebook of one step (run folders are hidden from the contents API)."""
+def _step_file(root: Root, run_id: str, step: object, key: str, what: str) -> Path:
+    """A file a step's record names under ``key`` (``notebook``, ``report``), kept inside the
+    runs folder; 400/404 answers otherwise."""
     if not isinstance(step, str) or not step:
         raise ApiError(400, "`step` is missing. Fix: pass ?step=NAME.")
     data = read_run(root, run_id)
@@ -322,10 +323,16 @@ def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ApiError(404, f"run {run_id} has no step `{step[:60]}`.")
     home = runs_home(root.path)
-    notebook = record.get("notebook")
-    path = run_dir(home, run_id) / str(notebook)
-    if not notebook or not inside(path, home) or not path.is_file():
-        raise ApiError(404, f"step `{step}` of run {run_id} has no executed notebook (yet).")
+    name = record.get(key)
+    path = run_dir(home, run_id) / str(name)
+    if not name or not inside(path, home) or not path.is_file():
+        raise ApiError(404, f"step `{step}` of run {run_id} has no {what} (yet).")
+    return path
+
+
+def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
+    """The executed notebook of one step (run folders are hidden from the contents API)."""
+    path = _step_file(root, run_id, step, "notebook", "executed notebook")
     nb = run_index.read_json(path)
     if nb is None:
         raise ApiError(409, f"the executed notebook of step `{step}` is being written; retry.")
@@ -334,15 +341,4 @@ def executed_notebook(root: Root, run_id: str, step: object) -> dict[str, Any]:
 
 def step_report(root: Root, run_id: str, step: object) -> str:
     """The HTML report of one step (nbconvert's rendering of its executed notebook)."""
-    if not isinstance(step, str) or not step:
-        raise ApiError(400, "`step` is missing. Fix: pass ?step=NAME.")
-    data = read_run(root, run_id)
-    record = (data.get("steps") or {}).get(step)
-    if not isinstance(record, dict):
-        raise ApiError(404, f"run {run_id} has no step `{step[:60]}`.")
-    home = runs_home(root.path)
-    report = record.get("report")
-    path = run_dir(home, run_id) / str(report)
-    if not report or not inside(path, home) or not path.is_file():
-        raise ApiError(404, f"step `{step}` of run {run_id} has no report (yet).")
-    return path.read_text("utf-8", errors="replace")
+    return _step_file(root, run_id, step, "report", "report").read_text("utf-8", errors="replace")

@@ -50,6 +50,7 @@ from ..run_folder import (
     notebook_path,
     record_path,
 )
+from ..run_index import promotion_due
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -172,17 +173,6 @@ class _Progress:
     client: Any = None
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     promoted: dict[str, str] | None = None
-
-
-def _promotion_due(record: Mapping[str, Any]) -> bool:
-    """--promote was asked for, every step succeeded and every gate passed."""
-    gates = record.get("gates")
-    return (
-        record.get("status") == "succeeded"
-        and isinstance(gates, dict)
-        and bool(gates.get("promote"))
-        and gates.get("status") == "passed"
-    )
 
 
 class Tracker:
@@ -331,7 +321,7 @@ class Tracker:
                     try:
                         progress.client = _client(mlflow, uri)
                         _RunLogger(mlflow, progress, run_dir, record, opened).log()
-                        if _promotion_due(record):
+                        if promotion_due(record):
                             from .registry import promote
 
                             progress.promoted = promote(

@@ -88,7 +88,8 @@ def test_html_is_a_valid_self_contained_page(project: tuple[Path, str, str]) -> 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     for link in page.links:
         assert (root / "reports" / link).is_file(), link  # relative to the page, and there
-    assert f"../.nb2prod/runs/{first}/steps/training/notebook.ipynb" in page.links
+    # Each step's HTML report, which every run renders (the executed notebook when it has none).
+    assert f"../.nb2prod/runs/{first}/steps/training/report.html" in page.links
     assert not list((root / "reports").glob(".*.tmp"))
 
 

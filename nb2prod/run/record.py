@@ -321,6 +321,14 @@ class RunRecord:
             self._save(final=final)
         self._notify(event, "", dict(tracking))
 
+    def gated(self, baseline: dict[str, Any] | None, gates: dict[str, Any] | None) -> None:
+        """What the gates compared with, and their verdict (after :meth:`finish`)."""
+        with self.lock:
+            self.data.baseline = baseline
+            self.data.gates = gates
+            self._save(final=True)
+        self._notify("gates", "", dict(gates or {}))
+
     def promoted(self, promoted: dict[str, Any]) -> None:
         """The run became its pipeline's champion (``gates.promoted``)."""
         with self.lock:
@@ -337,20 +345,11 @@ class RunRecord:
                 merged.update(step.metrics or {})
             return merged
 
-    def finish(
-        self,
-        status: str,
-        duration: float,
-        final: bool,
-        baseline: dict[str, Any] | None = None,
-        gates: dict[str, Any] | None = None,
-    ) -> None:
-        """The run's outcome, with the metrics of its steps merged in run order (and the gates'
-        verdict). ``final``: nothing will be written after this (no tracking follows)."""
+    def finish(self, status: str, duration: float, final: bool) -> None:
+        """The run's outcome, with the metrics of its steps merged in run order. ``final``:
+        nothing will be written after this (no tracking follows)."""
         merged = self.merged_metrics()
         with self.lock:
-            self.data.baseline = baseline
-            self.data.gates = gates
             self.data.status = status
             self.data.finished_at = now()
             self.data.duration = duration

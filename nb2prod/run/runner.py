@@ -440,22 +440,29 @@ def _finish(run: _Run, started: float, run_path: Path) -> RunResult:
         status = "failed"
     else:
         status = "succeeded"
-    baseline, gates = None, None
-    if run.gating is not None:
-        baseline, gates = evaluate_gates(
-            run.gating, status, record.merged_metrics(), run.spec.name, run.home, run.tracker
-        )
-        for message in run.gating.warnings:
-            record.warn(message)
     # The tracker reads run.json, so it must be complete before logging starts.
     final = run.tracker is None
-    record.finish(status, round(time.monotonic() - started, 3), final, baseline, gates)
+    record.finish(status, round(time.monotonic() - started, 3), final)
+    if final:  # untracked: the gates now; a tracked run's wait for MLflow's champion is its own
+        _check_gates(run, status)
     result = RunResult(record.data.id, run_path, record.to_json())
     if final and promotion_due(result.record):  # untracked: the champion is recorded locally
         promoted = record_champion(run.home, result.record, {})
         record.promoted(promoted)
         result.record = record.to_json()
     return result
+
+
+def _check_gates(run: _Run, status: str) -> None:
+    """Check the run's gates against its baseline and record both in run.json."""
+    if run.gating is None:
+        return
+    baseline, gates = evaluate_gates(
+        run.gating, status, run.record.merged_metrics(), run.spec.name, run.home, run.tracker
+    )
+    run.record.gated(baseline, gates)
+    for message in run.gating.warnings:
+        run.record.warn(message)
 
 
 def _track(run: _Run, result: RunResult) -> None:
@@ -467,6 +474,8 @@ def _track(run: _Run, result: RunResult) -> None:
     try:
         run.phase = "tracking"
         try:
+            # The champion may come from MLflow's registry, so the gates are part of tracking.
+            _check_gates(run, record.data.status)
             result.tracking = run.tracker.log_run(run.run_dir)
         finally:
             run.phase = "done"

@@ -32,6 +32,22 @@ class Baseline:
     version: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any], **override: Any) -> Baseline:
+        """From its run.json form (or a champion record / registry answer of that shape)."""
+        version = data.get("version")
+        found = cls(
+            requested=str(data.get("requested")),
+            source=str(data.get("source")),
+            run_id=data.get("run_id"),
+            mlflow_run_id=data.get("mlflow_run_id"),
+            version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+            metrics=dict(data.get("metrics") or {}),
+        )
+        for key, value in override.items():
+            setattr(found, key, value)
+        return found
+
     @property
     def label(self) -> str:
         return self.run_id or self.mlflow_run_id or self.source

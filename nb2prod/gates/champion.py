@@ -15,7 +15,6 @@ from ..run_folder import check_name, write_record
 from ..run_index import read_json
 
 CHAMPIONS = "champions"
-ALIAS = "champion"
 
 
 def champion_path(home: Path, pipeline: str) -> Path:

@@ -45,10 +45,6 @@ class GateReport:
     promote: bool = False
     promoted: dict[str, Any] | None = None  # {"models": {name: version}} once promoted
 
-    @property
-    def failed(self) -> list[GateResult]:
-        return [r for r in self.results if r.status == FAILED]
-
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,

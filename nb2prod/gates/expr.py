@@ -59,10 +59,6 @@ class Gate:
     def uses_baseline(self) -> bool:
         return _uses_baseline(ast.parse(self.threshold, mode="eval").body)
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.op in (">=", ">")
-
     def bound(self, baseline: float | None) -> float:
         """The number the metric is compared with; ``baseline`` must be given when used."""
         return _evaluate(ast.parse(self.threshold, mode="eval").body, baseline)

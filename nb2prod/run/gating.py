@@ -112,18 +112,7 @@ def _mlflow_run(spec: PipelineSpec, run_id: str, tracker: TrackingWorker | None)
             f"{why}. Fix: copy the parent run's id from the MLflow UI, or pass --baseline "
             "champion or previous."
         )
-    return _from_json(found)
-
-
-def _from_json(data: dict[str, Any]) -> Baseline:
-    return Baseline(
-        requested=str(data.get("requested")),
-        source=str(data.get("source")),
-        run_id=data.get("run_id"),
-        mlflow_run_id=data.get("mlflow_run_id"),
-        version=data.get("version") if isinstance(data.get("version"), int) else None,
-        metrics=dict(data.get("metrics") or {}),
-    )
+    return Baseline.from_json(found)
 
 
 def find_champion(
@@ -134,7 +123,7 @@ def find_champion(
         reply = tracker.find_baseline(CHAMPION, CHAMPION, pipeline)
         found = reply.get("baseline")
         if isinstance(found, dict):
-            return _from_json(found)
+            return Baseline.from_json(found)
         if reply.get("error"):
             gating.warnings.append(
                 f"Could not ask MLflow for the champion ({reply['error']}); using the local "
@@ -143,14 +132,7 @@ def find_champion(
     local = read_champion(home, pipeline)
     if local is None:
         return None
-    return Baseline(
-        requested=CHAMPION,
-        source="champion (local)",
-        run_id=local.get("run_id"),
-        mlflow_run_id=local.get("mlflow_run_id"),
-        version=local.get("version") if isinstance(local.get("version"), int) else None,
-        metrics=dict(local.get("metrics") or {}),
-    )
+    return Baseline.from_json(local, requested=CHAMPION, source="champion (local)")
 
 
 def evaluate(

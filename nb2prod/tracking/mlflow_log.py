@@ -264,6 +264,9 @@ class Tracker:
         Never raises."""
         from .registry import find_champion, find_run
 
+        local = _sqlite_path(self.uri)
+        if local is not None and not local.exists():
+            return {"baseline": None, "error": None}  # no store yet: nothing to ask, nothing made
         try:
             mlflow = _import_mlflow(models=False)
             if _is_http(self.uri):

@@ -40,19 +40,15 @@ def _champion_versions(client: Any, pipeline: str) -> list[Any]:
         names += [
             m.name
             for m in client.search_registered_models(
-                filter_string=f"name LIKE '{_like(pipeline)}-%'"
+                # Pipeline names are [a-z0-9_]; `_` matches any character in LIKE, so a
+                # near-name may match: the parent run's pipeline tag is checked after.
+                filter_string=f"name LIKE '{pipeline}-%'"
             )
         ]
     for name in names:
         with contextlib.suppress(Exception):
             found.append(client.get_model_version_by_alias(name, ALIAS))
     return found
-
-
-def _like(text: str) -> str:
-    """``text`` for a LIKE pattern: pipeline names are [a-z0-9_], and `_` matches any one
-    character in SQL, so a near-name could match; the run's own tag is checked after."""
-    return text.replace("'", "")
 
 
 def find_champion(client: Any, pipeline: str) -> dict[str, Any] | None:

@@ -159,3 +159,10 @@ def test_a_step_failure_is_exit_1_and_gates_not_checked(tmp_path: Path) -> None:
     )
     assert out.returncode == 1, out.stderr
     assert _last(tmp_path)["gates"]["status"] == "not checked"
+
+
+def test_asking_for_the_champion_creates_no_mlflow_store(tmp_path: Path) -> None:
+    out = run_cli("champion", "nb", cwd=tmp_path, env=NO_TRACK)
+    assert out.returncode == 1
+    assert "no champion yet" in out.stderr and "--promote" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()

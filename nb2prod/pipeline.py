@@ -21,6 +21,7 @@ from .version_folder import (
     PIPELINES,
     VERSION_DIR,
     EnvironmentSpec,
+    ServingSpec,
     StepSpec,
     default_pipeline_name,
     exported_from,
@@ -46,6 +47,7 @@ class PipelineSpec:
     verified: bool = True
     environment: EnvironmentSpec | None = None  # None: exported before nb2prod recorded it
     gates: tuple[tuple[str, str], ...] = ()  # (expression, help) as pipeline.yaml lists them
+    serving: ServingSpec | None = None  # the notebook's serving function, when it has one
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.steps if s.name == name)
@@ -166,6 +168,7 @@ def load_pipeline(path: Path) -> PipelineSpec:
         verified=manifest.verified,
         environment=manifest.environment,
         gates=manifest.gates,
+        serving=manifest.serving,
     )
 
 

@@ -55,6 +55,7 @@ DIGESTS = "digests"
 NOTEBOOK = "notebook.ipynb"
 REPORT = "report.html"
 STEP_RECORD = "step.json"
+SERVING = "serving"  # a step's recorded call of the serving function; the run's serving model
 MODEL_EXT = ".pkl"
 
 #: How messages name a run folder when they tell a user which folder to pass.
@@ -172,6 +173,17 @@ def notebook_path(run: PathLike, step: str) -> Path:
 def report_path(run: PathLike, step: str) -> Path:
     """Return ``<run_dir>/steps/<step>/report.html``, the executed notebook as HTML."""
     return step_dir(run, step) / REPORT
+
+
+def serving_example_dir(run: PathLike, step: str) -> Path:
+    """Return ``<run_dir>/steps/<step>/serving``: the step's first call of the serving function
+    (``input.pkl``: ``{"args": [...], "kwargs": {...}}``; ``output.pkl``: what it returned)."""
+    return step_dir(run, step) / SERVING
+
+
+def serving_model_dir(run: PathLike) -> Path:
+    """Return ``<run_dir>/serving/model``, the run's MLflow serving model."""
+    return Path(os.fspath(run)) / SERVING / "model"
 
 
 def step_record_path(run: PathLike, step: str) -> Path:

@@ -583,7 +583,8 @@ def save_outputs(values: Mapping[str, Any]) -> None:
         save(name, value)
 
 
-def _read_output(path: Path) -> Any:
+def read_output(path: Path) -> Any:
+    """The value saved in output file ``path`` (any format this module writes or wrote)."""
     ext = path.suffix
     if ext == PARQUET_EXT:
         import pandas as pd
@@ -639,7 +640,7 @@ def load(name: str, step: str) -> Any:
             f"same run folder, and make sure it assigns {name!r}."
         )
     try:
-        return _read_output(path)
+        return read_output(path)
     except Exception as exc:
         reason = _short(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, AttributeError) and "Can't get attribute" in str(exc):
@@ -841,3 +842,81 @@ def _link_output(ctx: _StepContext, name: str, target: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+# -------------------------------------------------------------------------- serving
+
+SERVING_EXAMPLE_ROWS = 100  # a recorded call keeps at most this many rows of its first argument
+
+
+def record_serving_call(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the serving function so its first call in this step is kept as the serving model's
+    input example and expected output (``serving_example_dir``).
+
+    The call itself is unchanged. When its first argument has more than
+    :data:`SERVING_EXAMPLE_ROWS` rows, the function is called once more on the first rows, so
+    the recorded input and output belong together. Recording never fails the step: a value that
+    cannot be pickled is a warning, and the run then uses its fallback example.
+    """
+    import functools
+
+    state = {"recorded": False}
+
+    @functools.wraps(function)
+    def serving_call(*args: Any, **kwargs: Any) -> Any:
+        if state["recorded"] or _context is None:
+            return function(*args, **kwargs)
+        state["recorded"] = True  # first, so a recursive call is not recorded too
+        result = function(*args, **kwargs)
+        try:
+            _record_call(_context, function, args, kwargs, result)
+        except Exception as exc:  # noqa: BLE001 - the step's own result matters more
+            warnings.warn(
+                f"nb2prod could not record the call of serving function "
+                f"{getattr(function, '__name__', '?')!r} in step {_context.step!r} "
+                f"({_short(f'{type(exc).__name__}: {exc}')}); the serving model's input example "
+                "comes from the training data instead.",
+                stacklevel=2,
+            )
+        return result
+
+    return serving_call
+
+
+def _head(value: Any, rows: int) -> Any | None:
+    """The first ``rows`` rows of ``value``, or None when it has no more than that."""
+    try:
+        if len(value) <= rows:
+            return None
+    except TypeError:
+        return None
+    if hasattr(value, "iloc"):
+        return value.iloc[:rows]
+    if isinstance(value, (str, bytes, Mapping)):
+        return None
+    return value[:rows]
+
+
+def _record_call(
+    ctx: _StepContext,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+) -> None:
+    from .run_folder import serving_example_dir
+
+    if args:
+        head = _head(args[0], SERVING_EXAMPLE_ROWS)
+        if head is not None:
+            args = (head, *args[1:])
+            result = function(*args, **kwargs)
+    folder = serving_example_dir(ctx.run_dir, ctx.step)
+    folder.mkdir(parents=True, exist_ok=True)
+    _pickle_to(
+        folder / "input.pkl",
+        {"args": list(args), "kwargs": dict(kwargs)},
+        pickle.dump,
+        digest=False,
+    )
+    _pickle_to(folder / "output.pkl", result, pickle.dump, digest=False)

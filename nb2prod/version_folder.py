@@ -357,6 +357,28 @@ def read_environment(vdir: Path, data: dict[str, Any]) -> EnvironmentSpec | None
 
 PIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+SERVING_MODULE = f"{STEPS}/serving.py"  # the serving function's module (not a step)
+PARAMETER = "parameter"  # a serving need's source when it is a parameter, not a step output
+
+
+@dataclass(frozen=True)
+class ServingNeed:
+    name: str
+    source: str  # the step whose output it is, or PARAMETER
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """pipeline.yaml's ``serving`` section: the notebook's production entry point."""
+
+    function: str
+    module: str  # SERVING_MODULE, relative to the version folder
+    cell: int
+    args: tuple[str, ...]
+    needs: tuple[ServingNeed, ...]  # names the function reads that the run produces
+    callers: tuple[str, ...]  # steps that call it: their first call is the input example
+    example: ServingNeed | None  # otherwise: the head of this step output
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -376,6 +398,7 @@ class Manifest:
     verified: bool = True
     environment: EnvironmentSpec | None = None  # None: exported before nb2prod recorded it
     gates: tuple[tuple[str, str], ...] = ()  # (expression, help), parsed by nb2prod.gates
+    serving: ServingSpec | None = None
 
 
 class _Fields:
@@ -607,6 +630,7 @@ def load_manifest(vdir: Path) -> Manifest:
         raise m.bad("steps", "is empty")
     steps = [_check_step(m, n, s, parameters) for n, s in enumerate(raw_steps)]
     gates = _check_gates(m)
+    serving = _check_serving(m, {s.name: s for s in steps}, parameters)
     return Manifest(
         path=vdir,
         name=name,
@@ -621,6 +645,58 @@ def load_manifest(vdir: Path) -> Manifest:
         verified=verified,
         environment=read_environment(vdir, data),
         gates=gates,
+        serving=serving,
+    )
+
+
+def _check_serving(
+    m: _Fields, steps: dict[str, StepSpec], parameters: list[str]
+) -> ServingSpec | None:
+    """The ``serving`` section: every need a parameter or an output of a step, the module there."""
+    raw = m.get("serving", dict, required=False)
+    if raw is None:
+        return None
+    function = m.get("serving.function", str, raw.get("function"))
+    if not _identifier(function):
+        raise m.bad("serving.function", f"is {_shown(function)}, not a Python name")
+    module = m.get("serving.module", str, raw.get("module"))
+    if module != SERVING_MODULE:
+        raise m.bad("serving.module", f"is {_shown(module)}, not {SERVING_MODULE}")
+    if not (m.vdir / module).is_file():
+        raise Nb2prodError(
+            f"{m.vdir / module}: the serving module is missing. Fix: export again, or restore "
+            "the folder from version control."
+        )
+    cell = m.get("serving.cell", int, raw.get("cell"))
+    args = m.names("serving.args", raw.get("args"), _identifier, "a Python name")
+
+    def need(where: str, entry: Any) -> ServingNeed:
+        entry = m.get(where, dict, entry)
+        name = m.get(f"{where}.name", str, entry.get("name"))
+        source = m.get(f"{where}.from", str, entry.get("from"))
+        if not _identifier(name):
+            raise m.bad(f"{where}.name", f"is {_shown(name)}, not a Python name")
+        if source == PARAMETER:
+            if name not in parameters:
+                raise m.bad(f"{where}.name", f"is {_shown(name)}, not a parameter")
+        elif source not in steps or name not in steps[source].outputs:
+            raise m.bad(f"{where}", f"names {_shown(name)} from {_shown(source)}, no step output")
+        return ServingNeed(name, source)
+
+    needs = [
+        need(f"serving.needs[{n}]", e)
+        for n, e in enumerate(m.get("serving.needs", list, raw.get("needs", [])))
+    ]
+    callers = m.names("serving.callers", raw.get("callers"), lambda n: n in steps, "a step")
+    example = raw.get("example")
+    return ServingSpec(
+        function=function,
+        module=module,
+        cell=cell,
+        args=tuple(args),
+        needs=tuple(needs),
+        callers=tuple(callers),
+        example=None if example is None else need("serving.example", example),
     )
 
 

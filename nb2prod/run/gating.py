@@ -124,7 +124,9 @@ def find_champion(
         found = reply.get("baseline")
         if isinstance(found, dict):
             return Baseline.from_json(found)
-        if reply.get("error"):
+        if reply.get("error") and gating.active:
+            # Without gates the champion only feeds the deltas; the tracking error itself is
+            # reported once, with the logging failure.
             gating.warnings.append(
                 f"Could not ask MLflow for the champion ({reply['error']}); using the local "
                 "champion record, if any."

@@ -270,7 +270,7 @@ class Tracker:
         try:
             mlflow = _import_mlflow(models=False)
             if _is_http(self.uri):
-                _check_reachable(self.uri, Path("."))
+                _check_reachable(self.uri, None)  # asked before a run has results
             with _LOG_LOCK, _http_limits(), _quiet_mlflow_logs(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with _use_uri(mlflow, self.tracking_uri):
@@ -1087,7 +1087,7 @@ def _is_http(uri: str) -> bool:
     return uri.lower().startswith(("http://", "https://"))
 
 
-def _check_reachable(uri: str, run_dir: Path) -> None:
+def _check_reachable(uri: str, run_dir: Path | None) -> None:
     """Fail in seconds when an http(s) tracking server does not answer at all.
 
     Any HTTP answer (even 401 or 404) counts as reachable, and so does a TLS problem (MLflow may
@@ -1118,9 +1118,10 @@ def _check_reachable(uri: str, run_dir: Path) -> None:
     else:
         what = f"cannot be reached ({_one_line(reason)})"
     origin = " (MLFLOW_TRACKING_URI)" if uri == tracking_uri() else ""
+    safe = "" if run_dir is None else f" The run's results are safe in {run_dir}."
     raise TrackingError(
-        f"MLflow tracking failed: the tracking server {uri}{origin} {what}. The run's results "
-        f"are safe in {run_dir}. Fix: start the server (for example `mlflow server --host "
+        f"MLflow tracking failed: the tracking server {uri}{origin} {what}.{safe} Fix: start "
+        "the server (for example `mlflow server --host "
         "127.0.0.1 --port 5000`) or correct MLFLOW_TRACKING_URI, or unset MLFLOW_TRACKING_URI "
         f"to track to the local SQLite store {DEFAULT_TRACKING_URI}; or pass --no-track."
     )

@@ -210,6 +210,9 @@ class RunData:
     # What the gates compared with, and their results (nb2prod.gates); only when there are some.
     baseline: dict[str, Any] | None = None
     gates: dict[str, Any] | None = None
+    # The run's serving model (nb2prod.serving.outcome); only for a version with a serving
+    # function, once its steps succeeded.
+    serving: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -242,6 +245,8 @@ class RunData:
             data["baseline"] = self.baseline
         if self.gates is not None:
             data["gates"] = self.gates
+        if self.serving is not None:
+            data["serving"] = self.serving
         return data
 
 
@@ -336,6 +341,16 @@ class RunRecord:
                 self.data.gates = {**self.data.gates, "promoted": promoted}
             self._save(final=True)
         self._notify("promoted", "", dict(promoted))
+
+    def served(self, serving: dict[str, Any]) -> None:
+        """The run's serving model was built and checked (or why not): before :meth:`finish`,
+        which a failed one fails."""
+        with self.lock:
+            self.data.serving = serving
+            if serving.get("status") != "ok" and not self.data.error:
+                self.data.error = str(serving.get("error") or "the serving model failed")
+            self._save()
+        self._notify("serving", "", dict(serving))
 
     def merged_metrics(self) -> dict[str, Any]:
         """The metrics of the steps merged in run order (a later step's value wins)."""

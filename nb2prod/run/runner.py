@@ -68,6 +68,7 @@ from .record import (
 from .reports import StepReports
 
 if TYPE_CHECKING:
+    from ..serving.process import ServingProcess
     from ..tracking.worker import TrackingWorker
 
 
@@ -188,6 +189,7 @@ class _Run:
     socket_dir: str | None = None  # the kernels' Unix sockets, in a private temporary folder
     gating: Gating | None = None
     reports: StepReports | None = None  # the steps' HTML reports, rendered beside the steps
+    builder: ServingProcess | None = None  # builds an untracked run's serving model
 
 
 def run_pipeline(
@@ -388,11 +390,15 @@ def _run(run: _Run, run_path: Path, jobs: int, handle_signals: bool) -> RunResul
                 _stop_kernels(run)
                 if run.reports is not None:  # run.json names them before the tracker reads it
                     run.reports.finish(abandon=run.interrupted.is_set())
+            if _serving_due(run):
+                _serve(run)
             result = _finish(run, started, run_path)
             if run.tracker is not None:
                 _track(run, result)
             return result
     finally:
+        if run.builder is not None:
+            run.builder.close()
         run.record.release_reserve()
 
 
@@ -438,6 +444,8 @@ def _finish(run: _Run, started: float, run_path: Path) -> RunResult:
         status = "interrupted"
     elif "failed" in states or record.write_error:
         status = "failed"
+    elif (record.data.serving or {}).get("status") == "failed":
+        status = "failed"  # the serving model could not be built, or is skewed
     else:
         status = "succeeded"
     # The tracker reads run.json, so it must be complete before logging starts.
@@ -451,6 +459,47 @@ def _finish(run: _Run, started: float, run_path: Path) -> RunResult:
         record.promoted(promoted)
         result.record = record.to_json()
     return result
+
+
+def _serving_due(run: _Run) -> bool:
+    """Whether to build the serving model: the version has one and every step succeeded (or
+    came from the cache), so every need and example is in the run folder."""
+    if run.spec.serving is None or run.interrupted.is_set():
+        return False
+    return all(s.state in REUSABLE for s in run.record.data.steps.values())
+
+
+def _serve(run: _Run) -> None:
+    """Build and check the run's serving model, or reuse an earlier run's identical one."""
+    from ..serving.outcome import ServingOutcome
+    from ..serving.reuse import model_key, reuse
+
+    spec, record = run.spec, run.record
+    assert spec.serving is not None
+    steps = record.data.steps
+    key = model_key(spec, run.run_dir, record.data.params, {n: s.outputs for n, s in steps.items()})
+    earlier = []
+    for run_id in dict.fromkeys(s.cached_from for s in steps.values() if s.cached_from):
+        folder = run_dir(run.home, run_id)
+        found = read_json_object(record_path(folder)).get("serving")
+        if isinstance(found, dict):
+            earlier.append((run_id, folder, found))
+    outcome = reuse(run.run_dir, key, earlier)
+    if outcome is None:
+        version_dir, where = spec.path.resolve(), run.run_dir
+        reply = run.tracker.build_serving(version_dir, where) if run.tracker is not None else None
+        if reply is None:
+            if run.builder is None:
+                from ..serving.process import ServingProcess
+
+                run.builder = ServingProcess(background=False)
+            reply = run.builder.build(version_dir, where)
+            run.builder = None
+        function = spec.serving.function
+        shown = f"{function}({', '.join(spec.serving.args)})"
+        outcome = ServingOutcome.from_json({"function": function, "signature": shown, **reply})
+        outcome.key = key
+    record.served(outcome.to_json())
 
 
 def _check_gates(run: _Run, status: str) -> None:
@@ -536,8 +585,17 @@ def _execute(run: _Run, jobs: int) -> None:
         # MLflow imports in its own process while the steps run; the model-logging machinery
         # only when a step that can make a model will actually run.
         run.tracker.prepare(
-            models=any(s.role in MODEL_ROLES for s in to_run), background=bool(to_run)
+            # A run whose steps all come from the cache usually reuses its serving model.
+            models=any(s.role in MODEL_ROLES for s in to_run)
+            or (spec.serving is not None and bool(to_run)),
+            background=bool(to_run),
         )
+    elif spec.serving is not None and to_run:
+        from ..serving.process import ServingProcess
+
+        # MLflow imports there while the steps run; an all-cached run usually reuses the
+        # model an earlier run built, and starts the process only if it cannot.
+        run.builder = ServingProcess()
     if to_run:
         from .kernels import StepKernel
 

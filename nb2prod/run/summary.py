@@ -6,20 +6,26 @@ from pathlib import Path
 from typing import Any
 
 from ..gates.report import gates_text
+from ..serving.outcome import summary_line
 
 
 def _timing(record: dict[str, Any], total: float | None) -> str:
     """``in 8.9s (steps 5.6s, MLflow 3.1s, start-up 0.2s)``: the parts add up to what the user
     waited, ``total`` being the command's own wall time when the caller measured it."""
     steps = float(record.get("duration") or 0)
+    serving = record.get("serving") or {}
+    model = float(serving.get("duration") or 0)
+    steps = max(steps - model, 0.0)  # the run's duration includes building the serving model
     tracking = record.get("tracking") or {}
     mlflow = float(tracking.get("duration") or 0) if tracking.get("state") == "done" else 0.0
     if total is None:
-        total = steps + mlflow
+        total = steps + model + mlflow
     parts = [f"steps {steps:.1f}s"]
+    if serving:
+        parts.append(f"serving model {model:.1f}s")
     if tracking:
         parts.append(f"MLflow {mlflow:.1f}s")
-    rest = total - steps - mlflow
+    rest = total - steps - model - mlflow
     if rest >= 0.05:
         parts.append(f"start-up {rest:.1f}s")
     return f"in {total:.1f}s ({', '.join(parts)})" if len(parts) > 1 else f"in {total:.1f}s"
@@ -71,6 +77,9 @@ def run_text(record: dict[str, Any], run_dir: Path, total: float | None = None) 
     if metrics:
         lines += ["", "metrics:"] + [f"  {k} = {_value(v)}" for k, v in metrics.items()]
     lines += gates_text(record)
+    serving = summary_line(record)
+    if serving is not None:
+        lines += ["", serving]
     lines += ["", f"run folder: {run_dir}"]
     tracking = record.get("tracking")
     if tracking and tracking.get("state", "done") == "done":

@@ -65,7 +65,9 @@ def read_parameters(path: Path) -> dict[str, Any]:
     return dict(data) if isinstance(data, dict) else {}
 
 
-def serving_function(module_path: Path, function: str, values: Mapping[str, Any]) -> Callable[..., Any]:
+def serving_function(
+    module_path: Path, function: str, values: Mapping[str, Any]
+) -> Callable[..., Any]:
     """Import the module, set ``values`` (the needs) on it, return the function."""
     module = import_module(module_path)
     for name, value in values.items():
@@ -75,4 +77,4 @@ def serving_function(module_path: Path, function: str, values: Mapping[str, Any]
         raise Nb2prodError(
             f"{module_path}: defines no function `{function}`. Fix: export the notebook again."
         )
-    return found  # type: ignore[no-any-return]
+    return found

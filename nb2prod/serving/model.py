@@ -9,7 +9,6 @@ function on the model input, MLflow's ``params`` as keyword arguments.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,30 @@ PARAMETERS = "parameters"
 NEED = "need."  # + the need's name
 
 
-with warnings.catch_warnings():
-    # MLflow asks for type hints on predict as the class is made; see predict.
-    warnings.simplefilter("ignore")
+class ServingModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
+    # MLflow would wrap predict for validation by its type hints, and warn that it has none:
+    # the signature (from the input example) validates the input instead.
+    _skip_type_hint_validation = True
 
-    class ServingModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def __init__(self, function: str, needs: dict[str, str], parameters: list[str]) -> None:
-            self.function = function
-            self.needs = dict(needs)  # name -> the step whose output it is
-            self.parameters = list(parameters)
-            self._call: Any = None
+    def __init__(self, function: str, needs: dict[str, str], parameters: list[str]) -> None:
+        self.function = function
+        self.needs = dict(needs)  # name -> the step whose output it is
+        self.parameters = list(parameters)
+        self._call: Any = None
 
-        def load_context(self, context: Any) -> None:
-            from .function import read_need, read_parameters, serving_function
+    def load_context(self, context: Any) -> None:
+        from .function import read_need, read_parameters, serving_function
 
-            artifacts = context.artifacts
-            values = {
-                name: read_need(name, step, Path(artifacts[NEED + name]))
-                for name, step in self.needs.items()
-            }
-            if self.parameters:
-                values.update(read_parameters(Path(artifacts[PARAMETERS])))
-            self._call = serving_function(Path(artifacts[MODULE]), self.function, values)
+        artifacts = context.artifacts
+        values = {
+            name: read_need(name, step, Path(artifacts[NEED + name]))
+            for name, step in self.needs.items()
+        }
+        if self.parameters:
+            values.update(read_parameters(Path(artifacts[PARAMETERS])))
+        self._call = serving_function(Path(artifacts[MODULE]), self.function, values)
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            # No type hints: MLflow would take them for the signature, which the input example
-            # gives instead.
-            return self._call(model_input, **(params or {}))
+    def predict(self, context, model_input, params=None):
+        # No type hints: MLflow would take them for the signature, which the input example
+        # gives instead.
+        return self._call(model_input, **(params or {}))

@@ -24,6 +24,7 @@ class ServingOutcome:
     warnings: list[str] | None = None
     duration: float | None = None
     key: str | None = None  # what the model was built from: a later run with it reuses it
+    reused_from: str | None = None  # the run that built it, when this run reused its model
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -80,7 +80,7 @@ def _same(x: Any, y: Any) -> bool:
         x, y = np.asarray(x), np.asarray(y)
         if x.shape != y.shape:
             return False
-        return all(_same(i, j) for i, j in zip(x.ravel().tolist(), y.ravel().tolist()))
+        return all(_same(i, j) for i, j in zip(x.ravel().tolist(), y.ravel().tolist(), strict=True))
     if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
         return True
     try:
@@ -121,5 +121,7 @@ def _plain(value: Any) -> Any:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)
+    text = repr(
+        value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+    )
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -122,6 +122,7 @@ class TrackingResult:
     error: str | None
     models: dict[str, dict[str, str]] | None = None  # step -> model name -> MLflow model URI
     promoted: dict[str, str] | None = None  # registered model -> version, when promoted
+    serving_model: str | None = None  # the serving model (models:/<id>), on the parent run
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``run.json`` keeps under ``tracking``)."""
@@ -173,6 +174,7 @@ class _Progress:
     client: Any = None
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     promoted: dict[str, str] | None = None
+    serving_model: str | None = None
 
 
 class Tracker:
@@ -333,6 +335,7 @@ class Tracker:
                                 str(record["pipeline"]),
                                 progress.models,
                                 str(record["id"]),
+                                serving=progress.serving_model,
                             )
                     except BaseException as exc:
                         # Still under the short HTTP limits: mark what was created as failed.
@@ -347,6 +350,7 @@ class Tracker:
                 error=None,
                 models=progress.models,
                 promoted=progress.promoted,
+                serving_model=progress.serving_model,
             )
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported, never raised
             return TrackingResult(
@@ -839,6 +843,7 @@ class _RunLogger:
                     client.log_artifact(parent_id, str(path))
             if notebooks:
                 client.log_artifacts(parent_id, str(staged / "notebooks"), "notebooks")
+        self._log_serving(experiment_id, parent_id)
         for name, child_id in (opened.steps if opened is not None else {}).items():
             if name not in self.steps:  # opened, yet not in run.json: it never really ran
                 client.set_terminated(child_id, "KILLED", end_time=end)
@@ -847,6 +852,36 @@ class _RunLogger:
             parent_id, RUN_STATUS.get(str(record.get("status")), "FAILED"), end_time=end
         )
         self.progress.open_runs.remove(parent_id)
+
+    def _log_serving(self, experiment_id: str, parent_id: str) -> None:
+        """The run's serving model (saved and checked in the run folder) as the parent run's
+        logged model ``serving``: ``runs:/<parent>/serving`` and ``models:/<id>`` load it."""
+        from ..serving.outcome import MODEL_NAME
+
+        serving = self.record.get("serving")
+        if not isinstance(serving, dict) or serving.get("status") != "ok":
+            return
+        folder = self.run_dir / str(serving.get("model") or "")
+        if not (folder / "MLmodel").is_file():
+            return
+        client = self.client
+        model = client.create_logged_model(
+            experiment_id=experiment_id,
+            name=MODEL_NAME,
+            source_run_id=parent_id,
+            tags={_key(k): _tag_value(v) for k, v in self.common.items()},
+            model_type="nb2prod-serving",
+        )
+        try:
+            client.log_model_artifacts(model.model_id, str(folder))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.finalize_logged_model(model.model_id, "FAILED")
+            raise
+        client.finalize_logged_model(model.model_id, "READY")
+        uri = f"models:/{model.model_id}"
+        client.set_tag(parent_id, "nb2prod.serving_model", uri)
+        self.progress.serving_model = uri
 
     def _end_code_runs(self, opened: OpenedRuns) -> None:
         """End the runs the steps' own code started and left RUNNING, as their step ended."""

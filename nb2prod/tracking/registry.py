@@ -74,20 +74,28 @@ def find_run(client: Any, mlflow_run_id: str, pipeline: str) -> dict[str, Any] |
 
 
 def promote(
-    mlflow: Any, client: Any, pipeline: str, models: dict[str, dict[str, str]], run_id: str
+    mlflow: Any,
+    client: Any,
+    pipeline: str,
+    models: dict[str, dict[str, str]],
+    run_id: str,
+    serving: str | None = None,
 ) -> dict[str, str]:
-    """Register every model the run logged and point the alias at the new versions.
+    """Register the run's models and point the alias at the new versions.
 
-    ``models``: {step: {model name: URI}}; pickle files kept as plain artifacts (not MLflow
-    models) cannot be registered and are left out. Returns {registered name: version}.
+    ``serving``: the run's serving model (``models:/<id>``), when it logged one: it alone is
+    registered, under the pipeline's name, as it is what serves the pipeline. Otherwise every
+    model of ``models`` ({step: {model name: URI}}); pickle files kept as plain artifacts (not
+    MLflow models) cannot be registered and are left out. Returns {registered name: version}.
     """
     usable = {
         step: {name: uri for name, uri in found.items() if not str(uri).endswith(".pkl")}
         for step, found in models.items()
     }
     usable = {step: found for step, found in usable.items() if found}
+    names = {serving: pipeline} if serving else registered_names(pipeline, usable)
     promoted: dict[str, str] = {}
-    for uri, name in registered_names(pipeline, usable).items():
+    for uri, name in names.items():
         with contextlib.suppress(Exception):
             client.create_registered_model(name)  # raises when it exists already
         with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):

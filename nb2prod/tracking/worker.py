@@ -15,6 +15,9 @@ Protocol, one JSON object per line to the worker:
   time) and the step's nested run, and answers ``{"env": {...}, "opened": {...}}``, the step
   kernel's environment and the runs created so far
   (:class:`~nb2prod.tracking.mlflow_log.OpenedRuns`);
+- ``{"serving": {"version_dir": path, "run_dir": path}}`` when the steps succeeded and the
+  version has a serving function: the worker builds and checks the run's serving model
+  (:func:`nb2prod.serving.build.build_and_check`) and answers with the outcome;
 - ``{"run_dir": path}`` when the run folder is complete: the worker logs it, reusing the runs it
   opened, answers with a :class:`~nb2prod.tracking.mlflow_log.TrackingResult` as JSON, and exits.
 
@@ -110,6 +113,19 @@ class TrackingWorker:
             except (OSError, ValueError, TypeError) as exc:
                 self._broken = True
                 return {"baseline": None, "error": f"the tracking worker stopped ({exc})"}
+
+    def build_serving(self, version_dir: Path, run_dir: Path) -> dict[str, Any] | None:
+        """The run's serving model, built and checked here (MLflow is imported already): the
+        outcome as JSON, or None when the worker stopped (the caller builds it elsewhere)."""
+        with self._lock:
+            try:
+                if self._broken:
+                    return None
+                request = {"version_dir": str(version_dir), "run_dir": str(run_dir)}
+                return dict(self._ask({"serving": request}))
+            except (OSError, ValueError, TypeError):
+                self._broken = True
+                return None
 
     def log_run(self, run_dir: Path) -> Any:
         from .mlflow_log import OpenedRuns, Tracker, TrackingResult
@@ -213,6 +229,14 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
                     str(request.get("pipeline")),
                 ),
             )
+        elif isinstance(message.get("serving"), dict):
+            if warming is not None:
+                warming.join()
+            from ..serving.build import build_and_check
+
+            request = message["serving"]
+            outcome = build_and_check(Path(request["version_dir"]), Path(request["run_dir"]))
+            _reply(replies, outcome.to_json())
         elif message.get("run_dir"):
             if warming is not None:
                 warming.join()

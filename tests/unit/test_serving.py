@@ -16,7 +16,7 @@ from nb2prod.serving.outcome import ServingOutcome, summary_line
 from nb2prod.serving.skew import compare
 from nb2prod.version_folder import ServingNeed, ServingSpec, StepSpec
 
-MODULE = '''# serving module
+MODULE = """# serving module
 import numpy as np
 
 
@@ -26,14 +26,16 @@ def _scaled(raw):
 
 def predict(raw):
     return _scaled(raw).sum(axis=1) > threshold
-'''
+"""
 
 
 def _step(vdir: Path, name: str, role: str, outputs: tuple[str, ...] = ()) -> StepSpec:
     return StepSpec(name, role, vdir / f"steps/{name}.py", (), outputs, (), ())
 
 
-def _spec(tmp: Path, callers: tuple[str, ...] = ("evaluation",), example: bool = True) -> PipelineSpec:
+def _spec(
+    tmp: Path, callers: tuple[str, ...] = ("evaluation",), example: bool = True
+) -> PipelineSpec:
     vdir = tmp / "pipelines/p/v1"
     (vdir / "steps").mkdir(parents=True)
     (vdir / "steps/serving.py").write_text(MODULE)
@@ -173,7 +175,9 @@ def test_compare_is_exact_nan_equal_and_index_insensitive() -> None:
 
 
 def test_outcome_json_and_summary_line() -> None:
-    outcome = ServingOutcome("predict", "predict(raw)", "serving/model", "evaluation", 100, "none", "ok")
+    outcome = ServingOutcome(
+        "predict", "predict(raw)", "serving/model", "evaluation", 100, "none", "ok"
+    )
     data = outcome.to_json()
     assert data["skew"] == "none" and "error" not in data
     assert ServingOutcome.from_json(data) == outcome

@@ -789,6 +789,33 @@ def sweep(
     )
 
 
+@main.command()
+@click.argument("target", metavar="RUN_ID|champion|PIPELINE")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--pipeline", default=None, help="For `champion`: whose (when there are several).")
+@_friendly
+def serve(target: str, port: int, host: str, pipeline: str | None) -> None:
+    """Serve a run's serving model with MLflow's scoring server (POST /invocations).
+
+    \b
+    TARGET is one of:
+      RUN_ID          an nb2prod run (`nb2prod runs` lists them), or an MLflow run id
+      champion        the pipeline's champion in the MLflow registry (--pipeline NAME
+                      when there are several pipelines)
+      pipelines/x     the newest successful run of a pipeline (or of .../vN)
+    """
+    from .run_index import runs_home
+    from .serving.serve import curl_example, resolve, run_server
+
+    found = resolve(target, pipeline, runs_home())
+    click.echo(f"Serving {found.what}: {found.uri}")
+    click.echo(f"  POST http://{host}:{port}/invocations (MLflow's scoring server; Ctrl-C stops)")
+    click.echo(f"  try: {curl_example(found, host, port)}")
+    sys.stdout.flush()
+    sys.exit(run_server(found, host, port))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

@@ -47,8 +47,10 @@ def summary_line(record: dict[str, Any]) -> str | None:
     if not isinstance(serving, dict):
         return None
     shown = serving.get("signature") or serving.get("function")
+    if serving.get("skew") == "found":
+        return f"serving: {shown} saved as {serving.get('model')}, {SKEW} found (see above)"
     if serving.get("status") != "ok":
-        return f"serving: {shown}: {serving.get('error') or 'no model'}"
+        return f"serving: {shown}: no serving model (see above)"
     tracking = record.get("tracking") or {}
     if tracking.get("ok") and tracking.get("serving_model"):
         where = f"logged as model '{MODEL_NAME}'"

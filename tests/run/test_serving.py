@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serving_helpers import SERVING_CELLS, free_port, post, rows, scoring_server, serve_command
 
 from conftest import run_cli, write_notebook
-from serving_helpers import SERVING_CELLS, free_port, post, rows, scoring_server, serve_command
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
@@ -95,9 +95,9 @@ def test_nb2prod_serve_a_run_answers_like_the_evaluation_step(project: Path) -> 
 
 def test_nb2prod_serve_the_pipeline_picks_its_newest_successful_run(project: Path) -> None:
     """Resolution only: the server is started (and stopped) in the test above."""
-    from nb2prod.serving.serve import resolve
-
     import os
+
+    from nb2prod.serving.serve import resolve
 
     newest = _runs(project)[-1]["id"]
     cwd = os.getcwd()

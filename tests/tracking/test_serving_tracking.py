@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from serving_helpers import SERVING_CELLS, free_port, post, rows, scoring_server, serve_command
 
 from conftest import run_cli, write_notebook
-from serving_helpers import SERVING_CELLS, free_port, post, rows, scoring_server, serve_command
 
 mlflow = pytest.importorskip("mlflow")
 pd = pytest.importorskip("pandas")

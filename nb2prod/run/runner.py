@@ -595,7 +595,7 @@ def _execute(run: _Run, jobs: int) -> None:
 
         # MLflow imports there while the steps run; an all-cached run usually reuses the
         # model an earlier run built, and starts the process only if it cannot.
-        run.builder = ServingProcess()
+        run.builder = ServingProcess(spec.path / spec.serving.module)
     if to_run:
         from .kernels import StepKernel
 

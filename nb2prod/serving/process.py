@@ -25,9 +25,10 @@ NICENESS = 10  # the steps' kernels come first while MLflow imports
 class ServingProcess:
     """The runner's end of the process. Start it as early as possible."""
 
-    def __init__(self, background: bool = True) -> None:
+    def __init__(self, module: Path | None = None, background: bool = True) -> None:
+        """``module``: the version's serving module, whose imports the process preloads."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nb2prod.serving"],
+            [sys.executable, "-m", "nb2prod.serving", *([str(module)] if module else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -67,9 +68,25 @@ class ServingProcess:
                 self.proc.wait(timeout=10)
 
 
-def warm() -> None:
-    """Import what building a model needs: MLflow's pyfunc, and the map of installed
-    distributions MLflow checks pinned requirements against (~1 s, once per process)."""
+def _module_imports(module: Path | None) -> str:
+    """The top-level import statements of the serving module."""
+    import ast
+
+    if module is None:
+        return ""
+    try:
+        tree = ast.parse(module.read_text("utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    return "\n".join(
+        ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+    )
+
+
+def warm(module: Path | None = None) -> None:
+    """Import what building a model needs: MLflow's pyfunc, the map of installed
+    distributions MLflow checks pinned requirements against (~1 s, once per process), the
+    serving module's imports, and scikit-learn, which unpickling a fitted model needs."""
     from ..gc_tuning import imports_without_gc
 
     with imports_without_gc(), contextlib.suppress(Exception):
@@ -80,13 +97,17 @@ def warm() -> None:
         from . import build, model  # noqa: F401
 
         requirements_utils._init_modules_to_packages_map()
+    with imports_without_gc(), contextlib.suppress(Exception):
+        exec(compile(_module_imports(module), "<serving imports>", "exec"), {})  # noqa: S102
+    with imports_without_gc(), contextlib.suppress(Exception):
+        import sklearn.base  # noqa: F401
 
 
-def serve(requests: IO[str], replies: IO[str]) -> None:
+def serve(requests: IO[str], replies: IO[str], module: Path | None = None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what Ctrl-C means
-    warming = threading.Thread(target=warm, daemon=True)
+    warming = threading.Thread(target=warm, args=(module,), daemon=True)
     warming.start()
     line = requests.readline()
     if not line.strip():
@@ -103,6 +124,6 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
 def main() -> None:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints (the user's function, MLflow) must not corrupt the reply
-    serve(sys.stdin, replies)
+    serve(sys.stdin, replies, Path(sys.argv[1]) if len(sys.argv) > 1 else None)
     sys.stdout.flush()
     os._exit(0)

@@ -125,8 +125,12 @@ class TrackingResult:
     serving_model: str | None = None  # the serving model (models:/<id>), on the parent run
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (what ``run.json`` keeps under ``tracking``)."""
-        return asdict(self)
+        """A JSON-ready dict (what ``run.json`` keeps under ``tracking``); ``serving_model``
+        only for a run that logged one."""
+        data = asdict(self)
+        if data["serving_model"] is None:
+            del data["serving_model"]
+        return data
 
 
 class TrackingError(Exception):

@@ -17,17 +17,20 @@ def _plain(text: str) -> str:
 
 
 def junit_xml(record: dict[str, Any]) -> str:
-    """One test case per step, then one per gate; failed steps and gates fail, skipped and
-    interrupted steps (and gates not checked or without a baseline) are skipped."""
+    """One test case per step, then the serving model's (when the version has one), then one
+    per gate; failed steps, serving model and gates fail, skipped and interrupted steps (and
+    gates not checked or without a baseline) are skipped."""
     steps = record["steps"]
     gates = (record.get("gates") or {}).get("results") or []
+    serving = record.get("serving") if isinstance(record.get("serving"), dict) else None
     suite = ET.Element(
         "testsuite",
         name=f"{record['pipeline']} v{record['version']}",
-        tests=str(len(steps) + len(gates)),
+        tests=str(len(steps) + len(gates) + (serving is not None)),
         failures=str(
             sum(1 for s in steps.values() if s["state"] == "failed")
             + sum(1 for g in gates if g.get("status") == "failed")
+            + (serving is not None and serving.get("status") != "ok")
         ),
         skipped=str(
             sum(1 for s in steps.values() if s["state"] in ("skipped", "interrupted"))
@@ -60,10 +63,33 @@ def junit_xml(record: dict[str, Any]) -> str:
         elif step["state"] == "cached":
             out = ET.SubElement(case, "system-out")
             out.text = f"reused from run {step.get('cached_from')}"
+    if serving is not None:
+        _serving_case(suite, record, serving)
     for gate in gates:
         _gate_case(suite, record, gate)
     ET.indent(suite)
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _serving_case(suite: ET.Element, record: dict[str, Any], serving: dict[str, Any]) -> None:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"nb2prod.{record['pipeline']}.serving",
+        name=str(serving.get("signature") or serving.get("function") or "serving"),
+        time=f"{serving.get('duration') or 0:.3f}",
+    )
+    if serving.get("status") != "ok":
+        kind = "TrainingServingSkew" if serving.get("skew") == "found" else "ServingModelError"
+        error = str(serving.get("error") or "the serving model failed")
+        ET.SubElement(case, "failure", message=error, type=kind).text = error
+    else:
+        origin = serving.get("example_from")
+        ET.SubElement(case, "system-out").text = (
+            f"no training/serving skew on {serving.get('rows')} rows (example from {origin})"
+            if serving.get("skew") == "none"
+            else "no input example, so no skew check"
+        )
 
 
 def _gate_case(suite: ET.Element, record: dict[str, Any], gate: dict[str, Any]) -> None:

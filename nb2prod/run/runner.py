@@ -500,6 +500,8 @@ def _serve(run: _Run) -> None:
         outcome = ServingOutcome.from_json({"function": function, "signature": shown, **reply})
         outcome.key = key
     record.served(outcome.to_json())
+    for message in outcome.warnings or []:
+        record.warn(message)
 
 
 def _check_gates(run: _Run, status: str) -> None:

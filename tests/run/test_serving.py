@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,16 @@ def test_a_model_that_differs_or_cannot_load_fails_the_run(
 ) -> None:
     write_notebook(tmp_path / "nb.ipynb", cells)
     assert run_cli("export", "nb.ipynb", cwd=tmp_path).returncode == 0
-    done = run_cli("run", "pipelines/nb", "--no-track", cwd=tmp_path, env=NO_TRACK)
+    done = run_cli(
+        "run", "pipelines/nb", "--no-track", "--junit", "j.xml", cwd=tmp_path, env=NO_TRACK
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     record = _runs(tmp_path)[0]
+    suite = ET.parse(tmp_path / "j.xml").getroot()
+    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["score(raw)"]
+    kind = "TrainingServingSkew" if cells is SKEWED else "ServingModelError"
+    assert failed[0].find("failure").get("type") == kind  # type: ignore[union-attr]
     assert record["status"] == "failed"
     assert all(s["state"] == "succeeded" for s in record["steps"].values())
     assert record["serving"]["status"] == "failed"

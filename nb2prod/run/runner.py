@@ -391,7 +391,19 @@ def _run(run: _Run, run_path: Path, jobs: int, handle_signals: bool) -> RunResul
                 if run.reports is not None:  # run.json names them before the tracker reads it
                     run.reports.finish(abandon=run.interrupted.is_set())
             if _serving_due(run):
-                _serve(run)
+                try:
+                    _serve(run)
+                except Exception as exc:  # noqa: BLE001 - recorded: the run fails, not the runner
+                    assert run.spec.serving is not None
+                    name = run.spec.serving.function
+                    run.record.served(
+                        {
+                            "function": name,
+                            "status": "failed",
+                            "error": f"the serving model of {name} could not be built "
+                            f"({type(exc).__name__}: {exc}).",
+                        }
+                    )
             result = _finish(run, started, run_path)
             if run.tracker is not None:
                 _track(run, result)

@@ -219,13 +219,16 @@ def command(target: Target, host: str, port: int) -> list[str]:
 
 
 def run_server(target: Target, host: str, port: int) -> int:
-    """MLflow's scoring server in the foreground, until it exits or Ctrl-C (then stopped);
-    its exit code."""
+    """MLflow's scoring server in the foreground, until it exits (its exit code) or is stopped
+    by Ctrl-C or SIGTERM (0, once it has stopped)."""
     env = dict(os.environ)
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     proc = subprocess.Popen(command(target, host, port), env=env)
+    stopped = False
 
     def stop(signum: int, frame: Any) -> None:
+        nonlocal stopped
+        stopped = True
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
 
@@ -233,8 +236,10 @@ def run_server(target: Target, host: str, port: int) -> int:
     try:
         while True:
             try:
-                return proc.wait()
+                code = proc.wait()
+                return 0 if stopped else code
             except KeyboardInterrupt:  # the server got the Ctrl-C too; let it stop
+                stopped = True
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
     finally:

@@ -84,8 +84,9 @@ def test_nb2prod_serve_a_run_answers_like_the_evaluation_step(project: Path) -> 
         status, answer = post(port, rows(expected[["a", "noise"]].iloc[:3]))
         assert status == 400 and "missing inputs ['b']" in answer["message"], answer
         assert "Traceback" not in json.dumps(answer)
-        server.terminate()
+        server.terminate()  # SIGTERM, as a service manager stops it: the server goes too
         printed = server.communicate(timeout=30)[0]
+        assert server.returncode == 0, printed
     assert f"Serving run {run_id} (clf v1)" in printed
     curl = next(line for line in printed.splitlines() if line.strip().startswith("try: curl"))
     assert f"http://127.0.0.1:{port}/invocations" in curl

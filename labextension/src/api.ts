@@ -99,6 +99,41 @@ export interface IGate {
 }
 
 /**
+ * A name the serving function reads that the run produces: a step's output (`from` is the
+ * step) or a parameter (`from` is `parameter`).
+ */
+export interface IServingNeed {
+  name: string;
+  from: string;
+}
+
+/**
+ * The notebook's serving function (issue 14): the one function its `serving` cell defines,
+ * the production entry point that every run logs as an MLflow model.
+ */
+export interface IServing {
+  function: string;
+  args: string[];
+  /**
+   * The 0-based index of the `serving` cell.
+   */
+  cell: number;
+  needs: IServingNeed[];
+  /**
+   * The steps that call the function; their first call is the model's input example.
+   */
+  callers: string[];
+  /**
+   * The step output whose first rows are the input example when no step calls the function.
+   */
+  example: IServingNeed | null;
+  /**
+   * The CLI's line: `predict(raw) uses scaler from preprocessing, model from training, ...`.
+   */
+  summary: string;
+}
+
+/**
  * The plan of a notebook: `nb2prod inspect --json`.
  */
 export interface IPlan {
@@ -115,6 +150,11 @@ export interface IPlan {
    * Absent from servers that predate quality gates.
    */
   gates?: IGate[];
+  /**
+   * The serving function; `null` when the notebook has none, absent from servers that
+   * predate serving.
+   */
+  serving?: IServing | null;
 }
 
 /**
@@ -285,6 +325,32 @@ export interface IRunGates {
 }
 
 /**
+ * The serving model a run logged, and its skew check (`run.json`'s `serving`).
+ */
+export interface IRunServing {
+  function: string;
+  /**
+   * Where the model was logged (its MLflow model URI).
+   */
+  model: string | null;
+  /**
+   * Where the input example came from: the step whose call of the function was recorded, or
+   * the step output whose first rows were taken.
+   */
+  example_from: string | null;
+  /**
+   * The rows of the input example the skew check applied the logged model to.
+   */
+  rows: number | null;
+  /**
+   * `found`: the logged model's answer differs from the function's inside the run.
+   */
+  skew: 'none' | 'found';
+  status: 'ok' | 'failed';
+  error?: string | null;
+}
+
+/**
  * What a run is asked to check besides its steps (`POST runs`'s optional fields).
  */
 export interface IRunOptions {
@@ -361,6 +427,11 @@ export interface IRun {
    * The gates' results; `null` or absent on runs without gates (and older runs).
    */
   gates?: IRunGates | null;
+  /**
+   * The serving model the run logged; `null` or absent on runs of notebooks without a
+   * serving function (and older runs).
+   */
+  serving?: IRunServing | null;
 }
 
 /**

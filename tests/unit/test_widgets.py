@@ -306,3 +306,68 @@ def test_a_gated_run_from_the_panel_promotes_then_compares(
     assert "steps succeeded, gates failed" in panel.status.value
     assert "<td>score</td><td>3</td><td>−3</td>" in panel.results.value
     assert "✗ fail" in panel.results.value and "the champion stays" in panel.results.value
+
+
+def test_serving_line_names_what_the_function_uses_and_where_from() -> None:
+    from nb2prod.version_folder import ServingNeed, ServingSpec
+    from nb2prod.widgets import serving_summary
+
+    spec = ServingSpec(
+        function="predict",
+        module="steps/serving.py",
+        cell=15,
+        args=("raw",),
+        needs=(  # as pipeline.yaml sorts them: by name
+            ServingNeed("features", "parameter"),
+            ServingNeed("model", "training"),
+            ServingNeed("scaler", "preprocessing"),
+        ),
+        callers=("evaluation",),
+        example=None,
+    )
+    order = ["preprocessing", "training", "evaluation"]
+    assert serving_summary(spec, order) == (
+        "serving: predict(raw) uses scaler from preprocessing, model from training, "
+        "features (parameter)"
+    )
+    bare = ServingSpec("predict", "steps/serving.py", 3, ("a", "b"), (), (), None)
+    assert serving_summary(bare) == "serving: predict(a, b)"
+
+
+def _serving_result(**serving: Any) -> Any:
+    result = _gated_result()
+    del result.record["gates"], result.record["baseline"]
+    result.record["serving"] = {
+        "function": "predict",
+        "model": "runs:/0a1b2c/serving",
+        "example_from": "evaluation",
+        "rows": 100,
+        "skew": "none",
+        "status": "ok",
+        **serving,
+    }
+    return result
+
+
+def test_results_show_the_serving_model_its_skew_check_and_how_to_serve_it() -> None:
+    from nb2prod.widgets import render_result
+
+    _, table = render_result(_serving_result())
+    assert (
+        "<p>logged serving model predict (<code>runs:/0a1b2c/serving</code>); skew check passed "
+        "on 100 rows (input example from evaluation). Serve it: "
+        "<code>nb2prod serve 20261127-023015-1230abc</code></p>"
+    ) in table
+    _, table = render_result(_serving_result(rows=0, example_from=None))
+    assert "skew not checked: no input example was recorded" in table
+    assert "nb2prod serve 20261127-023015-1230abc" in table
+    _, table = render_result(
+        _serving_result(skew="found", status="failed", error="training/serving skew: row 3")
+    )
+    assert "serving model predict: training/serving skew: row 3" in table
+    assert "nb2prod serve" not in table  # a skewed model is not offered for serving
+    _, table = render_result(_serving_result(status="failed", model=None, error="no scaler"))
+    assert "serving model predict not logged: no scaler" in table
+    assert "nb2prod serve" not in table
+    _, table = render_result(_gated_result())
+    assert "serving" not in table  # a notebook without a serving function

@@ -443,14 +443,27 @@ class _EventVisitor(ast.NodeVisitor):
         if isinstance(node, ast.ClassDef):
             for base in [*node.bases, *(k.value for k in node.keywords)]:
                 self.visit(base)
-        else:
+        annotated: set[str] = set()
+        if not isinstance(node, ast.ClassDef):
             for default in [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]:
                 self.visit(default)
+            # Annotations are evaluated when the def runs, so wherever the def is copied the
+            # names they use must exist too (`raw: pd.DataFrame` needs `pd`).
+            annotations = [a.annotation for a in _every_arg(node.args) if a.annotation]
+            if node.returns is not None:
+                annotations.append(node.returns)
+            for annotation in annotations:
+                self.visit(annotation)
+                annotated |= {
+                    n.id
+                    for n in ast.walk(annotation)
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                }
         free, global_writes = _function_scope(node)
         self.emit(
             "define",
             node.name,
-            needs=free - {node.name},
+            needs=(free | annotated) - {node.name},
             global_writes=global_writes,
             code=ast.unparse(node),
         )
@@ -710,3 +723,8 @@ def import_for_side_effect(code: str, noqa: bool = False) -> bool:
 
         return all(p.split(".")[0] not in sys.stdlib_module_names for p in paths)
     return False
+
+
+def _every_arg(args: ast.arguments) -> list[ast.arg]:
+    extra = [a for a in (args.vararg, args.kwarg) if a is not None]
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *extra]

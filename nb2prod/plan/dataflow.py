@@ -108,11 +108,13 @@ def trace_data_flow(
     steps: dict[str, StepPlan],
     parameters: dict[str, Parameter],
     log: ProblemLog,
-) -> None:
-    """Fill in each step's inputs, outputs, parameters, hoisted code and metrics."""
+) -> DataFlow:
+    """Fill in each step's inputs, outputs, parameters, hoisted code and metrics; the replay's
+    final state is what the serving function sees."""
     flow = DataFlow(cells, steps, parameters, name_tables(cells), log)
     flow.replay()
     flow.carry_definitions()
+    return flow
 
 
 def _define(cell: int, si: int, ei: int, e: Event) -> Definition:
@@ -160,6 +162,8 @@ class DataFlow:
                 self.replay_definitions(plan, a)
             elif plan.role == "setup":
                 self.replay_setup(plan, a)
+            elif plan.role == "serving":  # its one def, hoisted where it is called
+                self.replay_definitions(plan, a)
             elif plan.role == "unassigned":
                 self.replay_unassigned(plan, a)
             elif plan.step is not None:

@@ -10,7 +10,9 @@ from .analysis import CellAnalysis
 if TYPE_CHECKING:
     from .datafiles import DataRead
 
-CellRole = Literal["step", "parameters", "setup", "gates", "skip", "unassigned", "markdown", "raw"]
+CellRole = Literal[
+    "step", "parameters", "setup", "gates", "serving", "skip", "unassigned", "markdown", "raw"
+]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .ordering import order_steps
 from .params import Parameter
 from .problems import FOLLOW_ON_PROBLEMS, TAG_PROBLEMS, ProblemLog
 from .roles import apply_engine_defaults, assign_roles
+from .serving import ServingPlan, read_serving
 
 SCHEMA_VERSION = 1
 
@@ -46,6 +47,7 @@ class Plan:
     edges: list[tuple[str, str]]
     problems: list[Problem]
     gates: list[Gate] = field(default_factory=list)
+    serving: ServingPlan | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -77,6 +79,7 @@ class Plan:
                 for p in self.parameters
             ],
             "gates": [g.to_json() for g in self.gates],
+            "serving": None if self.serving is None else self.serving.to_json(),
             "steps": [s.to_json(order) for s in self.steps],
             "dag": {
                 "order": [s.name for s in self.steps],
@@ -108,12 +111,14 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     apply_engine_defaults(nb, roles.steps, log)
     analyse_cells(nb, roles.cells, log)
     parameters = read_parameters(nb, roles.cells, log)
-    trace_data_flow(roles.cells, roles.steps, parameters, log)
+    flow = trace_data_flow(roles.cells, roles.steps, parameters, log)
+    serving = read_serving(nb, roles.cells, roles.steps, flow, log)
     ordering = order_steps(roles.steps, log)
     find_data_reads(nb.path, roles.cells, roles.steps, parameters, log)
     check_randomness(nb, roles.cells, roles.steps, log)
     check_mlflow_overrides(nb, roles.cells, log)
-    check_plan(roles.cells, roles.steps, parameters, log)
+    serving_reads = frozenset(n for n, _ in serving.needs) if serving is not None else frozenset()
+    check_plan(roles.cells, roles.steps, parameters, log, serving_reads)
     gates = read_gates(nb, roles.cells, roles.steps, log)
     return Plan(
         notebook=nb,
@@ -124,6 +129,7 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
         edges=ordering.edges,
         problems=log.in_report_order(),
         gates=gates,
+        serving=serving,
     )
 
 
@@ -150,6 +156,7 @@ __all__ = [
     "Input",
     "MetricsCell",
     "Plan",
+    "ServingPlan",
     "StepPlan",
     "build_plan",
     "default_pipeline_name",

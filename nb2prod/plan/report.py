@@ -70,6 +70,15 @@ def plan_text(plan: Plan) -> str:
         if not s.depends_on and not any(a == s.name for a, _ in plan.edges)
     ]
     lines += [f"  {name} (no data dependencies)" for name in independent]
+    if plan.serving is not None:
+        sv = plan.serving
+        called = ", ".join(sv.callers) or "no step (the example comes from the training data)"
+        lines += [
+            "",
+            f"Serving (cell {sv.cell + 1})",
+            f"  {sv.summary()}",
+            f"  called by: {called}",
+        ]
     if plan.unassigned:
         lines += [
             "",

@@ -143,7 +143,7 @@ class _RoleAssigner:
     def mark(self, plan: CellPlan, first: ParsedTag, metrics: bool) -> None:
         """A marker tag: parameters, setup, skip (the cell is in no step)."""
         plan.role = first.role  # type: ignore[assignment]
-        if first.role in ("parameters", "setup", "gates") and metrics:
+        if first.role in ("parameters", "setup", "gates", "serving") and metrics:
             self.log.report(
                 "conflicting-tags",
                 f"is tagged both `{first.tag}` and metrics.",

@@ -10,8 +10,8 @@ baseline the quality gates compare with and a *Promote if gates pass* checkbox, 
 per-step progress, and at the end the metrics (with their change against the baseline), a
 pass/fail mark per gate, the MLflow run, or the failing step's error and executed notebook.
 When the notebook has a serving function, the panel names it and what it uses ("serving:
-predict(raw) uses scaler from preprocessing, ..."), and after a run says whether its serving
-model was logged and passed the skew check, with the command that serves it.
+predict(raw) uses model from training, ..."), and after a run says whether its serving model
+was logged and passed the skew check, with the command that serves it.
 The run happens in a background thread, so the kernel stays responsive;
 :meth:`PipelinePanel.run` runs in the foreground and returns the
 :class:`~nb2prod.run.runner.RunResult` (for scripts and tests). Runs go where ``nb2prod run``
@@ -225,9 +225,7 @@ class PipelinePanel(widgets.VBox):
         self.steps = {s.name: StepRow(s.name) for s in spec.steps}
         self.progress.children = [r.box for r in self.steps.values()]
         self.serving.value = (
-            ""
-            if spec.serving is None
-            else f"<p>{html.escape(serving_summary(spec.serving, list(self.steps)))}</p>"
+            "" if spec.serving is None else f"<p>{html.escape(serving_summary(spec.serving))}</p>"
         )
         self.results.value = self.status.value = ""
 
@@ -406,25 +404,18 @@ def render_result(result: RunResult) -> tuple[str, str]:
     return status, "\n".join(parts)
 
 
-def serving_summary(serving: ServingSpec, order: list[str] | None = None) -> str:
-    """The serving line, as the Lab panel shows it: ``serving: predict(raw) uses scaler from
-    preprocessing, model from training, features (parameter)``: step outputs in run ``order``
-    (the steps' names), then parameters."""
-    order = order or []
-
-    def rank(k: int) -> tuple[int, int]:
-        source = serving.needs[k].source
-        if source == PARAMETER:
-            return (len(order) + 1, k)
-        return (order.index(source) if source in order else len(order), k)
-
-    needs = [serving.needs[k] for k in sorted(range(len(serving.needs)), key=rank)]
+def serving_summary(serving: ServingSpec) -> str:
+    """The serving line, in ``nb2prod inspect``'s words (nb2prod/plan/serving.py): ``serving:
+    predict(raw) uses features (parameter), model from training, scaler from preprocessing``,
+    the needs in pipeline.yaml's order (by name)."""
+    call = f"serving: {serving.function}({', '.join(serving.args)})"
+    if not serving.needs:
+        return f"{call} uses nothing from the steps"
     used = ", ".join(
         f"{n.name} ({PARAMETER})" if n.source == PARAMETER else f"{n.name} from {n.source}"
-        for n in needs
+        for n in serving.needs
     )
-    signature = f"{serving.function}({', '.join(serving.args)})"
-    return f"serving: {signature}" + (f" uses {used}" if used else "")
+    return f"{call} uses {used}"
 
 
 def _serving_html(serving: dict[str, Any], run_id: str) -> str:

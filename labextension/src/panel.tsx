@@ -562,7 +562,7 @@ export function ServingView(props: {
         </span>
       </h3>
       <article
-        className="nb2prod-StepCard nb2prod-Serving"
+        className="nb2prod-Serving"
         data-nb2prod-hue={roleHue('serving')}
         aria-label={`serving: ${view.summary}`}
       >

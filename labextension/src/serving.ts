@@ -58,27 +58,6 @@ export function servingSignature(serving: IServing): string {
 }
 
 /**
- * The needs in the order the pipeline produces them: step outputs in run order, then
- * parameters; the server's order otherwise.
- */
-export function orderedNeeds(
-  serving: IServing,
-  order: readonly string[] = []
-): IServingNeed[] {
-  const rank = (need: IServingNeed) => {
-    if (need.from === PARAMETER) {
-      return order.length;
-    }
-    const k = order.indexOf(need.from);
-    return k < 0 ? order.length - 0.5 : k;
-  };
-  return serving.needs
-    .map((need, k) => ({ need, k }))
-    .sort((a, b) => rank(a.need) - rank(b.need) || a.k - b.k)
-    .map(({ need }) => need);
-}
-
-/**
  * Where a need comes from, in the CLI's words.
  */
 export function needSource(need: IServingNeed): string {
@@ -86,18 +65,16 @@ export function needSource(need: IServingNeed): string {
 }
 
 /**
- * The serving line as `nb2prod inspect` prints it, built from its parts (for servers that do
- * not send `summary`).
+ * The serving line as `nb2prod inspect` prints it (nb2prod/plan/serving.py), built from its
+ * parts for servers that do not send `summary`.
  */
-export function servingSummary(
-  serving: IServing,
-  order: readonly string[] = []
-): string {
-  const needs = orderedNeeds(serving, order).map(
-    n => `${n.name} ${needSource(n)}`
-  );
+export function servingSummary(serving: IServing): string {
   const signature = servingSignature(serving);
-  return needs.length ? `${signature} uses ${needs.join(', ')}` : signature;
+  if (serving.needs.length === 0) {
+    return `${signature} uses nothing from the steps`;
+  }
+  const needs = serving.needs.map(n => `${n.name} ${needSource(n)}`);
+  return `${signature} uses ${needs.join(', ')}`;
 }
 
 /**
@@ -122,8 +99,8 @@ export function servingView(plan: IPlan): IServingView | null {
   if (!serving) {
     return null;
   }
-  const order = plan.dag?.order ?? plan.steps.map(s => s.name);
-  const needs = orderedNeeds(serving, order).map(need => {
+  // In the server's order (by name), as the CLI's line lists them.
+  const needs = serving.needs.map(need => {
     const isParameter = need.from === PARAMETER;
     const cell = isParameter
       ? (plan.parameters.find(p => p.name === need.name)?.cell ?? null)
@@ -138,7 +115,7 @@ export function servingView(plan: IPlan): IServingView | null {
   return {
     signature: servingSignature(serving),
     needs,
-    summary: serving.summary || servingSummary(serving, order),
+    summary: serving.summary || servingSummary(serving),
     example: exampleLine(serving)
   };
 }

@@ -325,13 +325,12 @@ def test_serving_line_names_what_the_function_uses_and_where_from() -> None:
         callers=("evaluation",),
         example=None,
     )
-    order = ["preprocessing", "training", "evaluation"]
-    assert serving_summary(spec, order) == (
-        "serving: predict(raw) uses scaler from preprocessing, model from training, "
-        "features (parameter)"
+    assert serving_summary(spec) == (
+        "serving: predict(raw) uses features (parameter), model from training, "
+        "scaler from preprocessing"
     )
     bare = ServingSpec("predict", "steps/serving.py", 3, ("a", "b"), (), (), None)
-    assert serving_summary(bare) == "serving: predict(a, b)"
+    assert serving_summary(bare) == "serving: predict(a, b) uses nothing from the steps"
 
 
 def _serving_result(**serving: Any) -> Any:
@@ -371,3 +370,27 @@ def test_results_show_the_serving_model_its_skew_check_and_how_to_serve_it() -> 
     assert "nb2prod serve" not in table
     _, table = render_result(_gated_result())
     assert "serving" not in table  # a notebook without a serving function
+
+
+def test_the_panel_names_the_versions_serving_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After export (the widgets' inspect): the serving line, as `nb2prod inspect` words it;
+    none for a version without a serving cell."""
+    cells = [
+        *TINY_CELLS,
+        ("def predict(raw):\n    return [x * factor + total for x in raw]", ["serving"]),
+    ]
+    write_notebook(tmp_path / "tiny.ipynb", cells)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    panel = PipelinePanel("pipelines/tiny")
+    assert panel.serving.value == (
+        "<p>serving: predict(raw) uses factor (parameter), total from training</p>"
+    )
+    assert panel.serving in panel.children
+    write_notebook(tmp_path / "tiny.ipynb", TINY_CELLS)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    panel.version.options = [("v2", 2), ("v1", 1)]
+    panel.version.value = 2
+    assert panel.serving.value == ""  # v2 has no serving cell

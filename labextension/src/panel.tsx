@@ -656,8 +656,8 @@ function EmptyState(props: { actions: IPanelActions }): JSX.Element {
         untagged cells below it join that step.
       </p>
       <p>
-        3. Put tunable values in a Parameters cell, helpers in Setup, and
-        exploration in Skip.
+        3. Put tunable values in a Parameters cell, helpers in Setup, the
+        function that serves predictions in Serving, and exploration in Skip.
       </p>
       <p>
         <a

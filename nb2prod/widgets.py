@@ -391,7 +391,7 @@ def render_result(result: RunResult) -> tuple[str, str]:
             text += f"<p>executed notebook: <code>{e(str(notebook))}</code></p>"
         parts.append(text)
     if rec.get("serving"):
-        parts.append(_serving_html(rec["serving"], result.id))
+        parts.append(_serving_html(rec, result.id))
     tracking = rec.get("tracking") or {}
     if tracking.get("run_id"):
         parts.append(
@@ -418,29 +418,34 @@ def serving_summary(serving: ServingSpec) -> str:
     return f"{call} uses {used}"
 
 
-def _serving_html(serving: dict[str, Any], run_id: str) -> str:
-    """One line on the run's serving model: logged and checked (with the command that serves
-    it), or the skew or logging error."""
+def _serving_html(record: dict[str, Any], run_id: str) -> str:
+    """One line on the run's serving model, in the words of the CLI's summary: built (logged,
+    when tracked) and checked, with the command that serves it; or the skew or build error."""
     e = html.escape
-    function = str(serving.get("function"))
+    serving = record["serving"]
+    shown = str(serving.get("signature") or serving.get("function"))
     error = serving.get("error")
     if serving.get("skew") == "found":
-        skew = error or "training/serving skew"
-        return f"<p>{_error_html(f'serving model {function}: {skew}')}</p>"
+        return f"<p>{_error_html(str(error or f'{shown}: training/serving skew found.'))}</p>"
     if serving.get("status") != "ok":
-        why = f": {error}" if error else ""
-        return f"<p>{_error_html(f'serving model {function} not logged{why}')}</p>"
-    rows = serving.get("rows")
-    if rows:
-        source = serving.get("example_from")
-        check = f"skew check passed on {rows} row{'' if rows == 1 else 's'}"
-        check += f" (input example from {e(str(source))})" if source else ""
+        why = error or f"{shown} could not be built."
+        return f"<p>{_error_html(f'no serving model: {why}')}</p>"
+    tracking = record.get("tracking") or {}
+    if tracking.get("ok") and tracking.get("serving_model"):
+        where = f"logged as model 'serving' (<code>{e(str(tracking['serving_model']))}</code>)"
     else:
-        check = "skew not checked: no input example was recorded"
-    model = serving.get("model")
-    where = f" (<code>{e(str(model))}</code>)" if model else ""
+        where = f"saved as <code>{e(str(serving.get('model') or 'serving/model'))}</code>"
+    rows = serving.get("rows")
+    if serving.get("skew") == "none" and rows:
+        check = f"no training/serving skew on {rows} row{'' if rows == 1 else 's'}"
+        origin = serving.get("example_from")
+        check += f" (input example from {e(str(origin))})" if origin else ""
+    else:
+        check = "no input example, so no skew check"
+    if serving.get("reused_from"):
+        check += f" (reused from run {e(str(serving['reused_from']))})"
     return (
-        f"<p>logged serving model {e(function)}{where}; {check}. "
+        f"<p>serving: {e(shown)} {where}, {check}. "
         f"Serve it: <code>nb2prod serve {e(run_id)}</code></p>"
     )
 

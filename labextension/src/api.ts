@@ -325,29 +325,42 @@ export interface IRunGates {
 }
 
 /**
- * The serving model a run logged, and its skew check (`run.json`'s `serving`).
+ * The serving model a run built, and its skew check (`run.json`'s `serving`, docs/running.md).
  */
 export interface IRunServing {
   function: string;
   /**
-   * Where the model was logged (its MLflow model URI).
+   * `predict(raw)`
    */
-  model: string | null;
+  signature?: string;
   /**
-   * Where the input example came from: the step whose call of the function was recorded, or
-   * the step output whose first rows were taken.
+   * The MLflow model's folder, relative to the run folder (`serving/model`).
+   */
+  model?: string | null;
+  /**
+   * Where the input example came from: the caller step whose first call was recorded,
+   * `<name> from <step>` for the first rows of a step output, or `null`.
    */
   example_from: string | null;
   /**
-   * The rows of the input example the skew check applied the logged model to.
+   * The rows of the input example.
    */
-  rows: number | null;
+  rows?: number | null;
   /**
-   * `found`: the logged model's answer differs from the function's inside the run.
+   * `found`: the served model answered the input example otherwise than the function did in
+   * the run; `null` when there was no example to check.
    */
-  skew: 'none' | 'found';
+  skew: 'none' | 'found' | null;
+  /**
+   * A failed serving model fails the run.
+   */
   status: 'ok' | 'failed';
   error?: string | null;
+  duration?: number | null;
+  /**
+   * The run whose identical model this (all-cached) run reused.
+   */
+  reused_from?: string | null;
 }
 
 /**
@@ -390,6 +403,10 @@ export interface IRunTracking {
   experiment_id?: string | null;
   run_id?: string | null;
   error?: string | null;
+  /**
+   * The serving model's MLflow URI, when the run logged one.
+   */
+  serving_model?: string | null;
 }
 
 /**

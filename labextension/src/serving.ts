@@ -123,27 +123,34 @@ export function servingView(plan: IPlan): IServingView | null {
 /**
  * How a run's serving model shows after the run.
  *
- * - `ok`: logged, and the logged model answered the recorded input as the function did;
- * - `unchecked`: logged, but no input example was recorded, so nothing was compared;
- * - `skew`: the logged model's answer differs (the run fails: training/serving skew);
- * - `failed`: the model could not be logged or checked.
+ * - `ok`: built (and logged, when tracked), and served it answered the recorded input as the
+ *   function did inside the run;
+ * - `unchecked`: built, but there was no input example to check it on;
+ * - `skew`: served, it answers otherwise (the run fails: training/serving skew);
+ * - `failed`: it could not be built or loaded (the run fails).
  */
 export interface IServingRunView {
   kind: 'ok' | 'unchecked' | 'skew' | 'failed';
+  /**
+   * In the words of the CLI's summary line (nb2prod/serving/outcome.py), or the run's error.
+   */
   text: string;
   /**
-   * The command that serves the model, once it is logged and checked.
+   * The command that serves the model, once it is built and checked.
    */
   command: string | null;
   /**
-   * Where the model was logged (an MLflow model URI), when known.
+   * The model's MLflow URI, when the run logged it.
    */
   model: string | null;
 }
 
-function rowsText(n: number): string {
-  return `${n} row${n === 1 ? '' : 's'}`;
-}
+/**
+ * The MLflow model name of a run's serving model (`runs:/<id>/serving`).
+ */
+export const SERVING_MODEL_NAME = 'serving';
+
+const SKEW = 'training/serving skew';
 
 /**
  * The command that serves a run's model.
@@ -153,53 +160,57 @@ export function serveCommand(runId: string): string {
 }
 
 /**
- * The one line about a run's serving model; `null` when the run logged none (its notebook has
- * no serving function, or the run is older).
+ * The one line about a run's serving model; `null` when the run has none (its notebook has
+ * no serving function, its steps did not all succeed, or the run is older).
  */
 export function servingRunView(run: IRun): IServingRunView | null {
   const serving: IRunServing | null | undefined = run.serving;
   if (!serving) {
     return null;
   }
-  const model = serving.model ?? null;
+  const shown = serving.signature || serving.function;
   const error = serving.error ?? null;
   if (serving.skew === 'found') {
     return {
       kind: 'skew',
-      text: `Serving model ${serving.function}: ${error ?? 'training/serving skew'}`,
+      text: error ?? `${shown}: ${SKEW} found.`,
       command: null,
-      model
+      model: null
     };
   }
   if (serving.status !== 'ok') {
     return {
       kind: 'failed',
-      text: `Serving model ${serving.function} not logged${error ? `: ${error}` : '.'}`,
+      text: `No serving model: ${error ?? `${shown} could not be built.`}`,
       command: null,
-      model
+      model: null
     };
   }
-  const from = serving.example_from
-    ? ` (input example from ${serving.example_from})`
+  const uri = run.tracking?.ok ? (run.tracking.serving_model ?? null) : null;
+  const where = uri
+    ? `logged as model '${SERVING_MODEL_NAME}'`
+    : `saved as ${serving.model ?? 'serving/model'}`;
+  const rows = serving.rows ?? 0;
+  const checked = serving.skew === 'none' && rows > 0;
+  let check = checked
+    ? `no ${SKEW} on ${rows} row${rows === 1 ? '' : 's'}`
+    : 'no input example, so no skew check';
+  if (checked && serving.example_from) {
+    check += ` (input example from ${serving.example_from})`;
+  }
+  const reused = serving.reused_from
+    ? ` (reused from run ${serving.reused_from})`
     : '';
-  if (!serving.rows) {
-    return {
-      kind: 'unchecked',
-      text: `Logged serving model ${serving.function}; skew not checked: no input example was recorded.`,
-      command: serveCommand(run.id),
-      model
-    };
-  }
   return {
-    kind: 'ok',
-    text: `Logged serving model ${serving.function}; skew check passed on ${rowsText(serving.rows)}${from}.`,
+    kind: checked ? 'ok' : 'unchecked',
+    text: `${shown} ${where}, ${check}${reused}.`,
     command: serveCommand(run.id),
-    model
+    model: uri
   };
 }
 
 /**
- * Why a run failed when no step did: its serving model (skew, or it could not be logged);
+ * Why a run failed when no step did: its serving model (skew, or it could not be built);
  * `null` otherwise.
  */
 export function servingFailure(run: IRun): string | null {

@@ -333,12 +333,17 @@ def test_serving_line_names_what_the_function_uses_and_where_from() -> None:
     assert serving_summary(bare) == "serving: predict(a, b) uses nothing from the steps"
 
 
-def _serving_result(**serving: Any) -> Any:
+def _serving_result(tracked: bool = True, **serving: Any) -> Any:
+    """A run record with run.json's ``serving`` as docs/running.md describes it."""
     result = _gated_result()
     del result.record["gates"], result.record["baseline"]
+    result.record["tracking"] = (
+        {"ok": True, "run_id": "0a1b2c", "serving_model": "models:/m-77"} if tracked else None
+    )
     result.record["serving"] = {
         "function": "predict",
-        "model": "runs:/0a1b2c/serving",
+        "signature": "predict(raw)",
+        "model": "serving/model",
         "example_from": "evaluation",
         "rows": 100,
         "skew": "none",
@@ -353,20 +358,28 @@ def test_results_show_the_serving_model_its_skew_check_and_how_to_serve_it() -> 
 
     _, table = render_result(_serving_result())
     assert (
-        "<p>logged serving model predict (<code>runs:/0a1b2c/serving</code>); skew check passed "
-        "on 100 rows (input example from evaluation). Serve it: "
+        "<p>serving: predict(raw) logged as model 'serving' (<code>models:/m-77</code>), no "
+        "training/serving skew on 100 rows (input example from evaluation). Serve it: "
         "<code>nb2prod serve 20261127-023015-1230abc</code></p>"
     ) in table
-    _, table = render_result(_serving_result(rows=0, example_from=None))
-    assert "skew not checked: no input example was recorded" in table
-    assert "nb2prod serve 20261127-023015-1230abc" in table
     _, table = render_result(
-        _serving_result(skew="found", status="failed", error="training/serving skew: row 3")
+        _serving_result(False, rows=1, example_from="X from prep", reused_from="r0")
     )
-    assert "serving model predict: training/serving skew: row 3" in table
+    assert (
+        "saved as <code>serving/model</code>, no training/serving skew on 1 row (input example "
+        "from X from prep) (reused from run r0). Serve it"
+    ) in table
+    _, table = render_result(_serving_result(rows=None, example_from=None, skew=None))
+    assert "no input example, so no skew check" in table
+    assert "nb2prod serve 20261127-023015-1230abc" in table
+    skew = "training/serving skew: predict(raw) returned different results when served"
+    _, table = render_result(_serving_result(skew="found", status="failed", error=skew))
+    assert skew in table
     assert "nb2prod serve" not in table  # a skewed model is not offered for serving
-    _, table = render_result(_serving_result(status="failed", model=None, error="no scaler"))
-    assert "serving model predict not logged: no scaler" in table
+    _, table = render_result(
+        _serving_result(status="failed", model=None, skew=None, error="it could not be built")
+    )
+    assert "no serving model: it could not be built" in table
     assert "nb2prod serve" not in table
     _, table = render_result(_gated_result())
     assert "serving" not in table  # a notebook without a serving function

@@ -101,9 +101,11 @@ const plan = (s: IServing | null | undefined): IPlan => ({
   serving: s
 });
 
+// run.json's `serving`, as docs/running.md describes it.
 const runServing = (more: Partial<IRunServing> = {}): IRunServing => ({
   function: 'predict',
-  model: 'runs:/0a1b2c/serving',
+  signature: 'predict(raw)',
+  model: 'serving/model',
   example_from: 'evaluation',
   rows: 100,
   skew: 'none',
@@ -127,10 +129,19 @@ const run = (more: Partial<IRun> = {}): IRun => ({
     }
   },
   metrics: {},
-  tracking: null,
+  tracking: {
+    state: 'done',
+    ok: true,
+    run_id: '0a1b2c',
+    serving_model: 'models:/m-77'
+  },
   serving: runServing(),
   ...more
 });
+
+const SKEW_ERROR =
+  'training/serving skew: predict(raw) returned different results when served (the MLflow ' +
+  'model serving/model) than in step evaluation, on the same input: row 3: 1 != 0. Fix: ...';
 
 const text = (html: string) =>
   html
@@ -242,28 +253,50 @@ describe('the serving line after a run', () => {
   it('says the model is logged, the skew check passed, and how to serve it', () => {
     expect(servingRunView(run())).toEqual({
       kind: 'ok',
-      text: 'Logged serving model predict; skew check passed on 100 rows (input example from evaluation).',
+      text:
+        "predict(raw) logged as model 'serving', no training/serving skew on 100 rows " +
+        '(input example from evaluation).',
       command: 'nb2prod serve 20261127-061500-1230abc',
-      model: 'runs:/0a1b2c/serving'
+      model: 'models:/m-77'
     });
-    expect(
-      servingRunView(run({ serving: runServing({ rows: 1 }) }))!.text
-    ).toContain('passed on 1 row ');
     const html = renderToStaticMarkup(<ServingRunLine run={run()} />);
     expect(text(html)).toBe(
-      'SERVING Logged serving model predict; skew check passed on 100 rows (input example ' +
-        'from evaluation). (runs:/0a1b2c/serving) Serve it: nb2prod serve 20261127-061500-1230abc'
+      "SERVING predict(raw) logged as model 'serving', no training/serving skew on 100 rows " +
+        '(input example from evaluation). (models:/m-77) Serve it: nb2prod serve ' +
+        '20261127-061500-1230abc'
     );
     expect(html).toContain('data-serving="ok"');
+    expect(html).not.toContain('role="alert"');
+  });
+
+  it('words an untracked run, one row, a fallback example and a reused model', () => {
+    const view = servingRunView(
+      run({
+        tracking: null,
+        serving: runServing({
+          rows: 1,
+          example_from: 'X_train from preprocessing',
+          reused_from: '20261126-101010-0000001'
+        })
+      })
+    )!;
+    expect(view.text).toBe(
+      'predict(raw) saved as serving/model, no training/serving skew on 1 row (input ' +
+        'example from X_train from preprocessing) (reused from run 20261126-101010-0000001).'
+    );
+    expect(view.model).toBeNull();
+    expect(view.command).toBe('nb2prod serve 20261127-061500-1230abc');
   });
 
   it('says so when there was no input example to check', () => {
     const view = servingRunView(
-      run({ serving: runServing({ rows: 0, example_from: null }) })
+      run({
+        serving: runServing({ rows: null, example_from: null, skew: null })
+      })
     )!;
     expect(view.kind).toBe('unchecked');
     expect(view.text).toBe(
-      'Logged serving model predict; skew not checked: no input example was recorded.'
+      "predict(raw) logged as model 'serving', no input example, so no skew check."
     );
     expect(view.command).toBe('nb2prod serve 20261127-061500-1230abc');
   });
@@ -274,42 +307,44 @@ describe('the serving line after a run', () => {
       serving: runServing({
         skew: 'found',
         status: 'failed',
-        error: 'training/serving skew: row 3: 1 != 0'
+        error: SKEW_ERROR
       })
     });
     expect(servingRunView(skewed)).toEqual({
       kind: 'skew',
-      text: 'Serving model predict: training/serving skew: row 3: 1 != 0',
+      text: SKEW_ERROR,
       command: null,
-      model: 'runs:/0a1b2c/serving'
+      model: null
     });
     const html = renderToStaticMarkup(<ServingRunLine run={skewed} />);
     expect(html).toContain('role="alert"');
+    expect(html).toContain('data-serving="skew"');
     expect(html).not.toContain('nb2prod serve');
     // Every step succeeded: the run's line says why it failed.
     expect(runHeadline(skewed, null)).toBe(
-      'churn v2 failed in 3.0s: training/serving skew: row 3: 1 != 0'
+      `churn v2 failed in 3.0s: ${SKEW_ERROR}`
     );
   });
 
-  it('shows why the model could not be logged', () => {
+  it('shows why the model could not be built', () => {
+    const error =
+      'the serving model of predict(raw) could not be built or loaded (KeyError: scaler).';
     const failed = run({
       status: 'failed',
       serving: runServing({
         status: 'failed',
-        model: null,
-        rows: null,
-        error: 'scaler is not in the run folder'
+        model: undefined,
+        rows: undefined,
+        skew: null,
+        error
       })
     });
     expect(servingRunView(failed)).toMatchObject({
       kind: 'failed',
-      text: 'Serving model predict not logged: scaler is not in the run folder',
+      text: `No serving model: ${error}`,
       command: null
     });
-    expect(runHeadline(failed, null)).toBe(
-      'churn v2 failed in 3.0s: scaler is not in the run folder'
-    );
+    expect(runHeadline(failed, null)).toBe(`churn v2 failed in 3.0s: ${error}`);
   });
 
   it('is absent on runs without a serving model', () => {

@@ -48,7 +48,7 @@ import { roleHue, roleLabel } from './grammar';
 import { pipelineIcon } from './icons';
 import { PipelineModel } from './model';
 import { runHeadline, runPhase, stepStateView, trackingLine } from './runview';
-import { servingRunView, servingView } from './serving';
+import { servingRunView, servingView, USES_NOTHING } from './serving';
 import { IExecutedState, IPanelActions, IRunState } from './tokens';
 
 /**
@@ -577,7 +577,7 @@ export function ServingView(props: {
             >
               <code>{view.signature}</code>
             </a>
-            {view.needs.length > 0 && ' uses '}
+            {view.needs.length > 0 ? ' uses ' : ` ${USES_NOTHING}`}
             {view.needs.map((need, k) => (
               <React.Fragment key={need.name}>
                 {k > 0 && ', '}

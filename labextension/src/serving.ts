@@ -40,8 +40,8 @@ export interface IServingView {
   signature: string;
   needs: IServingNeedView[];
   /**
-   * The whole line: `predict(raw) uses scaler from preprocessing, model from training,
-   * features (parameter)` (the server's own words when it sends them).
+   * The whole line: `predict(raw) uses features (parameter), model from training, scaler
+   * from preprocessing` (the server's own words when it sends them).
    */
   summary: string;
   /**
@@ -65,13 +65,18 @@ export function needSource(need: IServingNeed): string {
 }
 
 /**
+ * What the line says of a function that uses no step output or parameter.
+ */
+export const USES_NOTHING = 'uses nothing from the steps';
+
+/**
  * The serving line as `nb2prod inspect` prints it (nb2prod/plan/serving.py), built from its
  * parts for servers that do not send `summary`.
  */
 export function servingSummary(serving: IServing): string {
   const signature = servingSignature(serving);
   if (serving.needs.length === 0) {
-    return `${signature} uses nothing from the steps`;
+    return `${signature} ${USES_NOTHING}`;
   }
   const needs = serving.needs.map(n => `${n.name} ${needSource(n)}`);
   return `${signature} uses ${needs.join(', ')}`;

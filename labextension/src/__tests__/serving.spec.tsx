@@ -218,6 +218,13 @@ describe('the serving line after inspect', () => {
         <ServingView plan={plan(null)} actions={{} as IPanelActions} />
       )
     ).toBe('');
+    const bare = renderToStaticMarkup(
+      <ServingView
+        plan={plan(serving({ needs: [], summary: '' }))}
+        actions={{} as IPanelActions}
+      />
+    );
+    expect(text(bare)).toContain('predict(raw) uses nothing from the steps');
   });
 });
 

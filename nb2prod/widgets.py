@@ -9,6 +9,9 @@ shows a version picker, a parameter form built from that version's ``config.yaml
 baseline the quality gates compare with and a *Promote if gates pass* checkbox, a Run button,
 per-step progress, and at the end the metrics (with their change against the baseline), a
 pass/fail mark per gate, the MLflow run, or the failing step's error and executed notebook.
+When the notebook has a serving function, the panel names it and what it uses ("serving:
+predict(raw) uses model from training, ..."), and after a run says whether its serving model
+was logged and passed the skew check, with the command that serves it.
 The run happens in a background thread, so the kernel stays responsive;
 :meth:`PipelinePanel.run` runs in the foreground and returns the
 :class:`~nb2prod.run.runner.RunResult` (for scripts and tests). Runs go where ``nb2prod run``
@@ -28,10 +31,11 @@ import ipywidgets as widgets
 
 from .catalog import parameters
 from .errors import Nb2prodError
-from .version_folder import VERSION_DIR, versions
+from .version_folder import PARAMETER, VERSION_DIR, versions
 
 if TYPE_CHECKING:
     from .run.runner import RunResult
+    from .version_folder import ServingSpec
 
 JSON_KINDS = ("list", "dict", "null")  # edited as JSON text
 JSON_NAMES = {"list": "array", "dict": "object", "str": "string", "int": "number"}
@@ -180,6 +184,7 @@ class PipelinePanel(widgets.VBox):
         )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.progress = widgets.VBox()
+        self.serving = widgets.HTML()  # the serving function, when the version has one
         self.status = widgets.HTML()
         self.results = widgets.HTML()
         self.version.observe(lambda _change: self._load_version(), "value")
@@ -192,6 +197,7 @@ class PipelinePanel(widgets.VBox):
             [
                 title,
                 self.version,
+                self.serving,
                 self.form,
                 gates,
                 controls,
@@ -218,6 +224,9 @@ class PipelinePanel(widgets.VBox):
         self.form.children = [f.box for f in self.fields.values()]
         self.steps = {s.name: StepRow(s.name) for s in spec.steps}
         self.progress.children = [r.box for r in self.steps.values()]
+        self.serving.value = (
+            "" if spec.serving is None else f"<p>{html.escape(serving_summary(spec.serving))}</p>"
+        )
         self.results.value = self.status.value = ""
 
     def set(self, name: str, value: Any) -> None:
@@ -381,6 +390,8 @@ def render_result(result: RunResult) -> tuple[str, str]:
             notebook = Path(result.path) / str(step["notebook"])
             text += f"<p>executed notebook: <code>{e(str(notebook))}</code></p>"
         parts.append(text)
+    if rec.get("serving"):
+        parts.append(_serving_html(rec, result.id))
     tracking = rec.get("tracking") or {}
     if tracking.get("run_id"):
         parts.append(
@@ -391,6 +402,52 @@ def render_result(result: RunResult) -> tuple[str, str]:
         parts.append(f"<p>{_error_html('MLflow: ' + str(tracking['error']))}</p>")
     parts.append(f"<p>run folder: <code>{e(str(result.path))}</code></p>")
     return status, "\n".join(parts)
+
+
+def serving_summary(serving: ServingSpec) -> str:
+    """The serving line, in ``nb2prod inspect``'s words (nb2prod/plan/serving.py): ``serving:
+    predict(raw) uses features (parameter), model from training, scaler from preprocessing``,
+    the needs in pipeline.yaml's order (by name)."""
+    call = f"serving: {serving.function}({', '.join(serving.args)})"
+    if not serving.needs:
+        return f"{call} uses nothing from the steps"
+    used = ", ".join(
+        f"{n.name} ({PARAMETER})" if n.source == PARAMETER else f"{n.name} from {n.source}"
+        for n in serving.needs
+    )
+    return f"{call} uses {used}"
+
+
+def _serving_html(record: dict[str, Any], run_id: str) -> str:
+    """One line on the run's serving model, in the words of the CLI's summary: built (logged,
+    when tracked) and checked, with the command that serves it; or the skew or build error."""
+    e = html.escape
+    serving = record["serving"]
+    shown = str(serving.get("signature") or serving.get("function"))
+    error = serving.get("error")
+    if serving.get("skew") == "found":
+        return f"<p>{_error_html(str(error or f'{shown}: training/serving skew found.'))}</p>"
+    if serving.get("status") != "ok":
+        why = error or f"{shown} could not be built."
+        return f"<p>{_error_html(f'no serving model: {why}')}</p>"
+    tracking = record.get("tracking") or {}
+    if tracking.get("ok") and tracking.get("serving_model"):
+        where = f"logged as model 'serving' (<code>{e(str(tracking['serving_model']))}</code>)"
+    else:
+        where = f"saved as <code>{e(str(serving.get('model') or 'serving/model'))}</code>"
+    rows = serving.get("rows")
+    if serving.get("skew") == "none" and rows:
+        check = f"no training/serving skew on {rows} row{'' if rows == 1 else 's'}"
+        origin = serving.get("example_from")
+        check += f" (input example from {e(str(origin))})" if origin else ""
+    else:
+        check = "no input example, so no skew check"
+    if serving.get("reused_from"):
+        check += f" (reused from run {e(str(serving['reused_from']))})"
+    return (
+        f"<p>serving: {e(shown)} {where}, {check}. "
+        f"Serve it: <code>nb2prod serve {e(run_id)}</code></p>"
+    )
 
 
 def _metrics_table(metrics: dict[str, Any], baseline: dict[str, Any]) -> str:
@@ -464,4 +521,4 @@ def _number(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-__all__ = ["ParamField", "PipelinePanel", "render_result"]
+__all__ = ["ParamField", "PipelinePanel", "render_result", "serving_summary"]

@@ -99,6 +99,41 @@ export interface IGate {
 }
 
 /**
+ * A name the serving function reads that the run produces: a step's output (`from` is the
+ * step) or a parameter (`from` is `parameter`).
+ */
+export interface IServingNeed {
+  name: string;
+  from: string;
+}
+
+/**
+ * The notebook's serving function (issue 14): the one function its `serving` cell defines,
+ * the production entry point that every run logs as an MLflow model.
+ */
+export interface IServing {
+  function: string;
+  args: string[];
+  /**
+   * The 0-based index of the `serving` cell.
+   */
+  cell: number;
+  needs: IServingNeed[];
+  /**
+   * The steps that call the function; their first call is the model's input example.
+   */
+  callers: string[];
+  /**
+   * The step output whose first rows are the input example when no step calls the function.
+   */
+  example: IServingNeed | null;
+  /**
+   * The CLI's line: `predict(raw) uses scaler from preprocessing, model from training, ...`.
+   */
+  summary: string;
+}
+
+/**
  * The plan of a notebook: `nb2prod inspect --json`.
  */
 export interface IPlan {
@@ -115,6 +150,11 @@ export interface IPlan {
    * Absent from servers that predate quality gates.
    */
   gates?: IGate[];
+  /**
+   * The serving function; `null` when the notebook has none, absent from servers that
+   * predate serving.
+   */
+  serving?: IServing | null;
 }
 
 /**
@@ -285,6 +325,45 @@ export interface IRunGates {
 }
 
 /**
+ * The serving model a run built, and its skew check (`run.json`'s `serving`, docs/running.md).
+ */
+export interface IRunServing {
+  function: string;
+  /**
+   * `predict(raw)`
+   */
+  signature?: string;
+  /**
+   * The MLflow model's folder, relative to the run folder (`serving/model`).
+   */
+  model?: string | null;
+  /**
+   * Where the input example came from: the caller step whose first call was recorded,
+   * `<name> from <step>` for the first rows of a step output, or `null`.
+   */
+  example_from: string | null;
+  /**
+   * The rows of the input example.
+   */
+  rows?: number | null;
+  /**
+   * `found`: the served model answered the input example otherwise than the function did in
+   * the run; `null` when there was no example to check.
+   */
+  skew: 'none' | 'found' | null;
+  /**
+   * A failed serving model fails the run.
+   */
+  status: 'ok' | 'failed';
+  error?: string | null;
+  duration?: number | null;
+  /**
+   * The run whose identical model this (all-cached) run reused.
+   */
+  reused_from?: string | null;
+}
+
+/**
  * What a run is asked to check besides its steps (`POST runs`'s optional fields).
  */
 export interface IRunOptions {
@@ -324,6 +403,10 @@ export interface IRunTracking {
   experiment_id?: string | null;
   run_id?: string | null;
   error?: string | null;
+  /**
+   * The serving model's MLflow URI, when the run logged one.
+   */
+  serving_model?: string | null;
 }
 
 /**
@@ -361,6 +444,11 @@ export interface IRun {
    * The gates' results; `null` or absent on runs without gates (and older runs).
    */
   gates?: IRunGates | null;
+  /**
+   * The serving model the run logged; `null` or absent on runs of notebooks without a
+   * serving function (and older runs).
+   */
+  serving?: IRunServing | null;
 }
 
 /**

@@ -411,11 +411,20 @@ export interface IMarkerCell {
  *
  * - `start`: the cell's tags start (or continue) a step: a full bar and a chip.
  * - `member`: an untagged cell of the step above: a lighter bar of that step's colour.
- * - `parameters`, `setup`, `gates`, `skip`: the cell's own role (skip cells are dimmed).
+ * - `parameters`, `setup`, `gates`, `serving`, `skip`: the cell's own role, in no step (skip
+ *   cells are dimmed).
  * - `none`: no marker (Markdown, raw, or a code cell before the first step).
  */
 export interface ICellMarker {
-  kind: 'start' | 'member' | 'parameters' | 'setup' | 'gates' | 'skip' | 'none';
+  kind:
+    | 'start'
+    | 'member'
+    | 'parameters'
+    | 'setup'
+    | 'gates'
+    | 'serving'
+    | 'skip'
+    | 'none';
   /**
    * The role whose colour the bar takes (the step's role for `start` and `member`).
    */
@@ -450,8 +459,9 @@ export function stepLabel(role: string, name: string | null): string {
  * Which step each cell belongs to, and how to mark it.
  *
  * It follows the grammar's rules: a step tag starts a step; an untagged code cell belongs to
- * the step above it; `parameters`, `setup` and `skip` cells belong to no step, and the cell
- * after them goes back to the running step; cells before the first step belong to none.
+ * the step above it; `parameters`, `setup`, `gates`, `serving` and `skip` cells belong to no
+ * step, and the cell after them goes back to the running step; cells before the first step
+ * belong to none.
  * Markdown and raw cells are never in a step. An empty Kale `block:` continues the step above.
  */
 export function cellMarkers(cells: readonly IMarkerCell[]): ICellMarker[] {
@@ -493,6 +503,7 @@ export function cellMarkers(cells: readonly IMarkerCell[]): ICellMarker[] {
       role === 'parameters' ||
       role === 'setup' ||
       role === 'gates' ||
+      role === 'serving' ||
       role === 'skip'
     ) {
       marker.kind = role;

@@ -3,8 +3,8 @@
  *
  * A cell that starts a step gets a coloured bar on its left edge and a chip (`TRAIN · xgboost`)
  * in its header; an untagged cell of the step above gets a lighter bar of that step's colour;
- * parameters and setup cells get their own bar and chip; skip cells are dimmed, with a struck
- * chip. The colours come from style/roles.css, keyed by the grammar's hues.
+ * parameters, setup, gates and serving cells get their own bar and chip; skip cells are dimmed,
+ * with a struck chip. The colours come from style/roles.css, keyed by the grammar's hues.
  */
 import { Cell, ICellModel } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
@@ -137,6 +137,7 @@ export function markerDescription(marker: ICellMarker): string {
     case 'parameters':
     case 'setup':
     case 'gates':
+    case 'serving':
     case 'skip':
       parts.push(`pipeline role ${marker.kind}`);
       break;

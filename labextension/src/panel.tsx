@@ -48,6 +48,7 @@ import { roleHue, roleLabel } from './grammar';
 import { pipelineIcon } from './icons';
 import { PipelineModel } from './model';
 import { runHeadline, runPhase, stepStateView, trackingLine } from './runview';
+import { servingRunView, servingView, USES_NOTHING } from './serving';
 import { IExecutedState, IPanelActions, IRunState } from './tokens';
 
 /**
@@ -388,7 +389,10 @@ export function CellLinks(props: {
   );
 }
 
-function ProblemsView(props: {
+/**
+ * The plan's problems, each a link to its cell.
+ */
+export function ProblemsView(props: {
   problems: IProblem[];
   errors: number;
   actions: IPanelActions;
@@ -470,6 +474,7 @@ function PlanView(props: {
           ))}
         </section>
       )}
+      {plan.serving && <ServingView plan={plan} actions={actions} />}
       {!noSteps && plan.unassigned.length > 0 && (
         <section className="nb2prod-Section" aria-label="Not in any step">
           <h3 className="nb2prod-Section-title">Not in any step</h3>
@@ -529,6 +534,113 @@ export function GatesView(props: {
   );
 }
 
+/**
+ * The notebook's serving function: what it uses and where each comes from, each a link to
+ * its cell, and where the serving model's input example comes from.
+ */
+export function ServingView(props: {
+  plan: IPlan;
+  actions: IPanelActions;
+}): JSX.Element | null {
+  const { plan, actions } = props;
+  const view = servingView(plan);
+  if (!view) {
+    return null;
+  }
+  const cell = plan.serving!.cell;
+  const goTo = (index: number) =>
+    preventing(() =>
+      actions.goToCell({ index, id: plan.cells[index]?.id ?? null })
+    );
+  return (
+    <section className="nb2prod-Section" aria-label="Serving">
+      <h3 className="nb2prod-Section-title">
+        Serving
+        <span className="nb2prod-muted nb2prod-Section-aside">
+          {' '}
+          logged as a model with every run
+        </span>
+      </h3>
+      <article
+        className="nb2prod-Serving"
+        data-nb2prod-hue={roleHue('serving')}
+        aria-label={`serving: ${view.summary}`}
+      >
+        <div className="nb2prod-StepCard-header">
+          <RoleChip role="serving" />
+          <span className="nb2prod-Serving-summary">
+            <a
+              href="#"
+              className="nb2prod-Serving-function"
+              aria-label={`Serving function ${view.signature} (go to cell ${cell + 1})`}
+              onClick={goTo(cell)}
+            >
+              <code>{view.signature}</code>
+            </a>
+            {view.needs.length > 0 ? ' uses ' : ` ${USES_NOTHING}`}
+            {view.needs.map((need, k) => (
+              <React.Fragment key={need.name}>
+                {k > 0 && ', '}
+                <code className="nb2prod-Serving-need">{need.name}</code>{' '}
+                {need.cell === null ? (
+                  <span>{need.text}</span>
+                ) : (
+                  <a
+                    href="#"
+                    className="nb2prod-Serving-source"
+                    aria-label={`${need.name} ${need.text} (go to cell ${need.cell + 1})`}
+                    onClick={goTo(need.cell)}
+                  >
+                    {need.text}
+                  </a>
+                )}
+              </React.Fragment>
+            ))}
+          </span>
+        </div>
+        {view.example && (
+          <div className="nb2prod-StepCard-line nb2prod-muted">
+            {view.example}
+          </div>
+        )}
+      </article>
+    </section>
+  );
+}
+
+/**
+ * After a run: the serving model it logged, its skew check, and the command that serves it.
+ */
+export function ServingRunLine(props: { run: IRun }): JSX.Element | null {
+  const view = servingRunView(props.run);
+  if (!view) {
+    return null;
+  }
+  const problem = view.kind === 'skew' || view.kind === 'failed';
+  return (
+    <p
+      className={`nb2prod-ServingRun nb2prod-mod-${view.kind}`}
+      data-serving={view.kind}
+      role={problem ? 'alert' : undefined}
+    >
+      <RoleChip role="serving" /> {view.text}
+      {view.model && (
+        <span className="nb2prod-muted">
+          {' '}
+          (<code>{view.model}</code>)
+        </span>
+      )}
+      {view.command && (
+        <>
+          {' '}
+          Serve it:{' '}
+          <code className="nb2prod-ServingRun-command">{view.command}</code>
+        </>
+      )}
+    </p>
+  );
+}
+
 function EmptyState(props: { actions: IPanelActions }): JSX.Element {
   return (
     <section
@@ -544,8 +656,8 @@ function EmptyState(props: { actions: IPanelActions }): JSX.Element {
         untagged cells below it join that step.
       </p>
       <p>
-        3. Put tunable values in a Parameters cell, helpers in Setup, and
-        exploration in Skip.
+        3. Put tunable values in a Parameters cell, helpers in Setup, the
+        function that serves predictions in Serving, and exploration in Skip.
       </p>
       <p>
         <a
@@ -842,6 +954,7 @@ function RunView(props: {
       {record?.gates && phase === 'done' && (
         <GateResults gates={record.gates} record={record} />
       )}
+      {record && phase === 'done' && <ServingRunLine run={record} />}
       {phase === 'done' && tracking && tracking.run_id && (
         <p className="nb2prod-Tracking">
           MLflow: experiment <code>{tracking.experiment}</code>, run{' '}

@@ -15,6 +15,7 @@ import {
 } from './api';
 import { formatDuration } from './format';
 import { failedGates, runOutcome } from './gates';
+import { servingFailure } from './serving';
 
 /**
  * How a step's state shows: a kind (its style), a symbol (never alone: the text says the
@@ -142,6 +143,12 @@ export function runHeadline(
       );
       if (run.status === 'failed' && failed) {
         return `${name} failed${took(run)}: step ${failed[0]}: ${failed[1].error?.message ?? ''}`;
+      }
+      // Every step succeeded, but the serving model could not be logged or gave other
+      // answers than the function did inside the run (training/serving skew).
+      const serving = run.status === 'failed' ? servingFailure(run) : null;
+      if (serving) {
+        return `${name} failed${took(run)}: ${serving}`;
       }
       if (runOutcome(run) === 'gates-failed') {
         const gates = failedGates(run);

@@ -687,6 +687,21 @@ def render_readme(plan: Plan, info: VersionInfo) -> str:
             out.append(
                 f"| `{p.name}` | {p.type} | {_md_cell(shown)} | {_md_table_text(p.help) or '—'} |"
             )
+    if plan.serving is not None:
+        sv = plan.serving
+        uses = ", ".join(
+            f"`{n}` (parameter)" if src == "parameter" else f"`{n}` ({src})" for n, src in sv.needs
+        )
+        out += [
+            "",
+            "## Serving",
+            "",
+            f"`{sv.function}({', '.join(sv.args)})` ([`{SERVING_MODULE}`]({SERVING_MODULE}), "
+            f"notebook cell {sv.cell + 1}) is the production entry point"
+            + (f"; it uses {uses}." if uses else "."),
+            "Every run logs it as the MLflow model `serving`, with those objects from the run.",
+            "Serve a run's model with `nb2prod serve RUN_ID`.",
+        ]
     out += [
         "",
         "## Run it",

@@ -218,8 +218,10 @@ def check_plan(
     steps: dict[str, StepPlan],
     parameters: dict[str, Parameter],
     log: ProblemLog,
+    serving_reads: frozenset[str] = frozenset(),
 ) -> None:
-    """Whole-plan checks, once the data flow is known: no steps at all, unused parameters."""
+    """Whole-plan checks, once the data flow is known: no steps at all, unused parameters
+    (a parameter only the serving function reads is used)."""
     if not steps and not log.has_tag_problem():
         log.add(
             [
@@ -232,7 +234,7 @@ def check_plan(
                 )
             ]
         )
-    used = {p for s in steps.values() for p in s.parameters}
+    used = {p for s in steps.values() for p in s.parameters} | serving_reads
     for c in cells:  # read by a cell an unknown tag left without a role: not unused
         if c.index in log.undetermined and c.analysis is not None:
             used |= c.analysis.reads

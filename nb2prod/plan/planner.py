@@ -117,7 +117,8 @@ def build_plan(nb: Notebook, name: str | None = None) -> Plan:
     find_data_reads(nb.path, roles.cells, roles.steps, parameters, log)
     check_randomness(nb, roles.cells, roles.steps, log)
     check_mlflow_overrides(nb, roles.cells, log)
-    check_plan(roles.cells, roles.steps, parameters, log)
+    serving_reads = frozenset(n for n, _ in serving.needs) if serving is not None else frozenset()
+    check_plan(roles.cells, roles.steps, parameters, log, serving_reads)
     gates = read_gates(nb, roles.cells, roles.steps, log)
     return Plan(
         notebook=nb,

@@ -18,6 +18,7 @@ FOLLOW_ON_PROBLEMS = frozenset(
     {
         "unassigned-name",
         "undefined-name",
+        "serving-unknown-name",
         "skip-only-name",
         "order",
         "metrics-outside-step",

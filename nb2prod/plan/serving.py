@@ -201,11 +201,11 @@ class _Resolver:
             self.needs[name] = d.step
             self.steps[d.step].outputs.add(name)  # saved for the serving model
         elif d.kind == "unassigned":
-            self.unknown(name, f"it is set in cell {d.cell + 1}, which is in no step")
+            self.unknown(name, f"it is set in cell {d.cell + 1}, which is in no step", d.cell)
         else:
-            self.unknown(name, f"cell {d.cell + 1} deletes it")
+            self.unknown(name, f"cell {d.cell + 1} deletes it", d.cell)
 
-    def unknown(self, name: str, why: str) -> None:
+    def unknown(self, name: str, why: str, cause: int | None = None) -> None:
         self.failed = True
         known = [n for n, d in self.flow.last.items() if d.kind in ("data", "param")]
         close = difflib.get_close_matches(name, known, n=1)
@@ -218,6 +218,7 @@ class _Resolver:
             "argument.",
             self.cell,
             name,
+            cause=cause,  # not reported when that cell's tag was mistyped: that is the problem
         )
 
 

@@ -294,7 +294,7 @@ async def test_inspect_saved_and_unsaved_notebook(jp_fetch: Any, root: Path) -> 
     assert {p["name"]: p["value"] for p in live["parameters"]}["C"] == 0.25
     typo = next(p for p in live["problems"] if p["code"] == "unknown-tag")
     assert typo["cell"]["id"] == "predict" and "`evaluation`" in typo["fix"]
-    assert typo["text"].startswith("notebooks/breast_cancer.ipynb, cell 13")
+    assert typo["text"].startswith("notebooks/breast_cancer.ipynb, cell 15")
     # ...while the saved file is untouched.
     code, again = await call(
         jp_fetch, "GET", "inspect", params={"path": "notebooks/breast_cancer.ipynb"}

@@ -306,3 +306,104 @@ def test_a_gated_run_from_the_panel_promotes_then_compares(
     assert "steps succeeded, gates failed" in panel.status.value
     assert "<td>score</td><td>3</td><td>−3</td>" in panel.results.value
     assert "✗ fail" in panel.results.value and "the champion stays" in panel.results.value
+
+
+def test_serving_line_names_what_the_function_uses_and_where_from() -> None:
+    from nb2prod.version_folder import ServingNeed, ServingSpec
+    from nb2prod.widgets import serving_summary
+
+    spec = ServingSpec(
+        function="predict",
+        module="steps/serving.py",
+        cell=15,
+        args=("raw",),
+        needs=(  # as pipeline.yaml sorts them: by name
+            ServingNeed("features", "parameter"),
+            ServingNeed("model", "training"),
+            ServingNeed("scaler", "preprocessing"),
+        ),
+        callers=("evaluation",),
+        example=None,
+    )
+    assert serving_summary(spec) == (
+        "serving: predict(raw) uses features (parameter), model from training, "
+        "scaler from preprocessing"
+    )
+    bare = ServingSpec("predict", "steps/serving.py", 3, ("a", "b"), (), (), None)
+    assert serving_summary(bare) == "serving: predict(a, b) uses nothing from the steps"
+
+
+def _serving_result(tracked: bool = True, **serving: Any) -> Any:
+    """A run record with run.json's ``serving`` as docs/running.md describes it."""
+    result = _gated_result()
+    del result.record["gates"], result.record["baseline"]
+    result.record["tracking"] = (
+        {"ok": True, "run_id": "0a1b2c", "serving_model": "models:/m-77"} if tracked else None
+    )
+    result.record["serving"] = {
+        "function": "predict",
+        "signature": "predict(raw)",
+        "model": "serving/model",
+        "example_from": "evaluation",
+        "rows": 100,
+        "skew": "none",
+        "status": "ok",
+        **serving,
+    }
+    return result
+
+
+def test_results_show_the_serving_model_its_skew_check_and_how_to_serve_it() -> None:
+    from nb2prod.widgets import render_result
+
+    _, table = render_result(_serving_result())
+    assert (
+        "<p>serving: predict(raw) logged as model 'serving' (<code>models:/m-77</code>), no "
+        "training/serving skew on 100 rows (input example from evaluation). Serve it: "
+        "<code>nb2prod serve 20261127-023015-1230abc</code></p>"
+    ) in table
+    _, table = render_result(
+        _serving_result(False, rows=1, example_from="X from prep", reused_from="r0")
+    )
+    assert (
+        "saved as <code>serving/model</code>, no training/serving skew on 1 row (input example "
+        "from X from prep) (reused from run r0). Serve it"
+    ) in table
+    _, table = render_result(_serving_result(rows=None, example_from=None, skew=None))
+    assert "no input example, so no skew check" in table
+    assert "nb2prod serve 20261127-023015-1230abc" in table
+    skew = "training/serving skew: predict(raw) returned different results when served"
+    _, table = render_result(_serving_result(skew="found", status="failed", error=skew))
+    assert skew in table
+    assert "nb2prod serve" not in table  # a skewed model is not offered for serving
+    _, table = render_result(
+        _serving_result(status="failed", model=None, skew=None, error="it could not be built")
+    )
+    assert "no serving model: it could not be built" in table
+    assert "nb2prod serve" not in table
+    _, table = render_result(_gated_result())
+    assert "serving" not in table  # a notebook without a serving function
+
+
+def test_the_panel_names_the_versions_serving_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After export (the widgets' inspect): the serving line, as `nb2prod inspect` words it;
+    none for a version without a serving cell."""
+    cells = [
+        *TINY_CELLS,
+        ("def predict(raw):\n    return [x * factor + total for x in raw]", ["serving"]),
+    ]
+    write_notebook(tmp_path / "tiny.ipynb", cells)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    monkeypatch.chdir(tmp_path)
+    panel = PipelinePanel("pipelines/tiny")
+    assert panel.serving.value == (
+        "<p>serving: predict(raw) uses factor (parameter), total from training</p>"
+    )
+    assert panel.serving in panel.children
+    write_notebook(tmp_path / "tiny.ipynb", TINY_CELLS)
+    export_notebook(tmp_path / "tiny.ipynb", out=tmp_path / "pipelines")
+    panel.version.options = [("v2", 2), ("v1", 1)]
+    panel.version.value = 2
+    assert panel.serving.value == ""  # v2 has no serving cell

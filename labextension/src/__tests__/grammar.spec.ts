@@ -154,6 +154,7 @@ describe('role -> tags', () => {
       'Setup',
       'Metrics',
       'Gates',
+      'Serving',
       'Skip'
     ]);
     expect(
@@ -293,6 +294,29 @@ describe('cell markers (step spans)', () => {
       ['member', 'training']
     ]);
     expect(markers[1].label).toBe('GATES');
+  });
+
+  it('marks a serving cell as its own role, in no step, labelled as the grammar says', () => {
+    const markers = cellMarkers([
+      code('training'),
+      code('serving'),
+      code(),
+      code('evaluation')
+    ]);
+    expect(markers.map(m => [m.kind, m.step])).toEqual([
+      ['start', 'training'],
+      ['serving', null],
+      ['member', 'training'],
+      ['start', 'evaluation']
+    ]);
+    expect(markers[1]).toMatchObject({ role: 'serving', label: 'SERVING' });
+    expect(roleHue('serving')).toBe('green');
+    // The role control writes the grammar's tag, without a name.
+    expect(tagFor({ role: 'serving', name: 'predict' })).toBe('serving');
+    expect(applyRole(['training', 'hide-input'], { role: 'serving' })).toEqual([
+      'serving',
+      'hide-input'
+    ]);
   });
 
   it('follows Kale steps, and an empty block: continues', () => {

@@ -77,6 +77,8 @@ test('tag cells from the cell toolbar and watch the Pipeline panel follow', asyn
 
   await pickRole(page, 6, 'Evaluation');
   await pickRole(page, 7, 'Metrics');
+  // The last cell defines the serving function: its own role, in no step.
+  await pickRole(page, 8, 'Serving');
 
   // The tags are the grammar's, and another tool's tag stays.
   expect(await cellTags(page, 5)).toEqual(['training:logreg']);
@@ -92,6 +94,8 @@ test('tag cells from the cell toolbar and watch the Pipeline panel follow', asyn
     'evaluation'
   );
   await expect(cell(page, 7).locator('.nb2prod-Chip')).toHaveText('METRICS');
+  await expect(cell(page, 8)).toHaveAttribute('data-nb2prod-kind', 'serving');
+  await expect(cell(page, 8).locator('.nb2prod-Chip')).toHaveText('SERVING');
 
   // Changing a role is one undoable edit.
   await pickRole(page, 6, 'Skip');
@@ -122,6 +126,22 @@ test('tag cells from the cell toolbar and watch the Pipeline panel follow', asyn
 
   // Clicking a step's cells jumps to them.
   await cards.nth(1).getByRole('link', { name: 'Go to cell 6' }).click();
+  await expect(cell(page, 5)).toHaveClass(/jp-mod-active/);
+
+  // The serving function: what it uses and where from, in inspect's words; a click on it
+  // goes to its cell, a click on a need to the step that gives it.
+  const serving = panel.getByRole('region', { name: 'Serving' });
+  await expect(serving.locator('.nb2prod-Serving')).toContainText(
+    'predict(raw) uses model from logreg'
+  );
+  await expect(serving.locator('.nb2prod-Chip')).toHaveText('SERVING');
+  await serving
+    .getByRole('link', { name: 'Serving function predict(raw) (go to cell 9)' })
+    .click();
+  await expect(cell(page, 8)).toHaveClass(/jp-mod-active/);
+  await serving
+    .getByRole('link', { name: 'model from logreg (go to cell 6)' })
+    .click();
   await expect(cell(page, 5)).toHaveClass(/jp-mod-active/);
 
   await page.screenshot({ path: screenshotPath('tagging.png') });

@@ -26,7 +26,7 @@ import hmac
 import keyword
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,6 +367,14 @@ class ServingNeed:
     source: str  # the step whose output it is, or PARAMETER
 
 
+def serving_summary(function: str, args: Iterable[str], needs: Iterable[tuple[str, str]]) -> str:
+    """``predict(raw) uses scaler from preprocessing, features (parameter)``: how inspect, the
+    version's readers and the panels describe a serving function."""
+    call = f"{function}({', '.join(args)})"
+    used = [f"{n} ({PARAMETER})" if src == PARAMETER else f"{n} from {src}" for n, src in needs]
+    return f"{call} uses {', '.join(used)}" if used else f"{call} uses nothing from the steps"
+
+
 @dataclass(frozen=True)
 class ServingSpec:
     """pipeline.yaml's ``serving`` section: the notebook's production entry point."""
@@ -378,6 +386,9 @@ class ServingSpec:
     needs: tuple[ServingNeed, ...]  # names the function reads that the run produces
     callers: tuple[str, ...]  # steps that call it: their first call is the input example
     example: ServingNeed | None  # otherwise: the head of this step output
+
+    def summary(self) -> str:
+        return serving_summary(self.function, self.args, ((n.name, n.source) for n in self.needs))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import ipywidgets as widgets
 
 from .catalog import parameters
 from .errors import Nb2prodError
-from .version_folder import PARAMETER, VERSION_DIR, versions
+from .version_folder import VERSION_DIR, versions
 
 if TYPE_CHECKING:
     from .run.runner import RunResult
@@ -405,17 +405,8 @@ def render_result(result: RunResult) -> tuple[str, str]:
 
 
 def serving_summary(serving: ServingSpec) -> str:
-    """The serving line, in ``nb2prod inspect``'s words (nb2prod/plan/serving.py): ``serving:
-    predict(raw) uses features (parameter), model from training, scaler from preprocessing``,
-    the needs in pipeline.yaml's order (by name)."""
-    call = f"serving: {serving.function}({', '.join(serving.args)})"
-    if not serving.needs:
-        return f"{call} uses nothing from the steps"
-    used = ", ".join(
-        f"{n.name} ({PARAMETER})" if n.source == PARAMETER else f"{n.name} from {n.source}"
-        for n in serving.needs
-    )
-    return f"{call} uses {used}"
+    """The serving line, in ``nb2prod inspect``'s words: ``serving: predict(raw) uses ...``."""
+    return f"serving: {serving.summary()}"
 
 
 def _serving_html(record: dict[str, Any], run_id: str) -> str:

@@ -27,6 +27,7 @@ from ..run_folder import RUN_DIR_PARAM
 from ..version_folder import (  # the folder's layout and hashing: one home, shared with readers
     CONFIG,
     MANIFEST,
+    PARAMETER,
     README,
     REQUIREMENTS,
     SCHEMA_VERSION,
@@ -690,7 +691,7 @@ def render_readme(plan: Plan, info: VersionInfo) -> str:
     if plan.serving is not None:
         sv = plan.serving
         uses = ", ".join(
-            f"`{n}` (parameter)" if src == "parameter" else f"`{n}` ({src})" for n, src in sv.needs
+            f"`{n}` (parameter)" if src == PARAMETER else f"`{n}` ({src})" for n, src in sv.needs
         )
         out += [
             "",

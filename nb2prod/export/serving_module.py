@@ -12,7 +12,8 @@ import json
 
 from .._version import __version__
 from ..errors import Nb2prodError
-from ..plan.serving import PARAMETER, ServingPlan
+from ..plan.serving import ServingPlan
+from ..version_folder import PARAMETER
 from .imports import ImportLine, format_imports
 
 

@@ -14,13 +14,12 @@ import ast
 import difflib
 from dataclasses import dataclass
 
+from ..version_folder import PARAMETER, serving_summary
 from .analysis import BUILTIN_NAMES, IPYTHON_NAMES
 from .dataflow import IPYTHON_IMPORTS, DataFlow, _define
 from .model import CellPlan, Hoist, StepPlan
 from .notebook import Notebook
 from .problems import ProblemLog
-
-PARAMETER = "parameter"  # a need's source when it is a parameter (as pipeline.yaml writes it)
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,7 @@ class ServingPlan:
 
     def summary(self) -> str:
         """``predict(raw) uses scaler from preprocessing, features (parameter)``."""
-        call = f"{self.function}({', '.join(self.args)})"
-        if not self.needs:
-            return f"{call} uses nothing from the steps"
-        used = [
-            f"{n} (parameter)" if src == PARAMETER else f"{n} from {src}" for n, src in self.needs
-        ]
-        return f"{call} uses {', '.join(used)}"
+        return serving_summary(self.function, self.args, self.needs)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -42,6 +42,8 @@ def render_serving_module(
     imports = [ImportLine(h.code) for h in serving.code if h.is_import]
     if imports:
         lines += ["", format_imports(imports, first_party).rstrip("\n")]
+    if serving.needs:  # placeholders, so the module reads as complete code (and lints clean)
+        lines += ["", *(f"{name} = None  # set from the run" for name, _ in serving.needs)]
     for h in serving.code:
         if not h.is_import:
             origin = "nb2prod" if h.cell < 0 else f"cell {h.cell + 1}"

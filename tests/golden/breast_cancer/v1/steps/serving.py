@@ -11,6 +11,10 @@
 import numpy as np
 import pandas as pd
 
+features = None  # set from the run
+model = None  # set from the run
+scaler = None  # set from the run
+
 
 # cell 13
 def predict(raw: pd.DataFrame) -> np.ndarray:

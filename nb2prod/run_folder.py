@@ -34,6 +34,7 @@ import errno
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -377,3 +378,16 @@ def write_record(target: Path, text: str) -> None:
     """Replace a record that is rewritten as things change (run.json, a cache entry, a job):
     atomic, but writable and without fsync (see :func:`write_atomic`)."""
     write_bytes_atomic(target, text.encode("utf-8"), read_only=False, durable=False)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link (or copy, across file systems) every file of ``source`` into ``target``."""
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        dest = target / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)

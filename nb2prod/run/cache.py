@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,16 +244,3 @@ class StepCache:
             self._entry(step, key).unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def link_tree(source: Path, target: Path) -> None:
-    """Hard-link (or copy, across file systems) every file of ``source`` into ``target``."""
-    for path in sorted(source.rglob("*")):
-        if not path.is_file():
-            continue
-        dest = target / path.relative_to(source)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, dest)
-        except OSError:
-            shutil.copy2(path, dest)

@@ -37,6 +37,7 @@ from ..run_folder import (
     RUN_DIR_PARAM,
     RUN_ID_RE,
     config_path,
+    link_tree,
     metrics_path,
     models_dir,
     notebook_path,
@@ -48,7 +49,7 @@ from ..run_folder import (
     write_record,
 )
 from ..run_index import promotion_due
-from .cache import Hit, KeyParts, Miss, StepCache, link_tree, normalized_code, output_hashes
+from .cache import Hit, KeyParts, Miss, StepCache, normalized_code, output_hashes
 from .environment import EnvironmentCheck, check_environment
 from .fingerprints import data_inputs
 from .gating import Gating, record_champion

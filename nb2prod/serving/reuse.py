@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 from .._version import __version__
 from ..pipeline import PipelineSpec
-from ..run_folder import serving_example_dir, serving_model_dir
+from ..run_folder import link_tree, serving_example_dir, serving_model_dir
 from ..version_folder import PARAMETER, REQUIREMENTS
 from .example import first_caller
 from .outcome import ServingOutcome
@@ -85,7 +84,7 @@ def reuse(
             continue
         target = serving_model_dir(run_dir)
         try:
-            _link_tree(source, target)
+            link_tree(source, target)
         except OSError:
             shutil.rmtree(target, ignore_errors=True)
             continue
@@ -94,14 +93,3 @@ def reuse(
         outcome.duration = round(time.monotonic() - t0, 3)
         return outcome
     return None
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            dest = target / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, dest)
-            except OSError:
-                shutil.copy2(path, dest)

@@ -120,8 +120,10 @@ def test_a_changed_environment_alone_makes_no_version_unless_pinned(
 def test_a_version_from_before_stays_up_to_date(tmp_path: Path) -> None:
     """Exported by 0.1 (no requirements.txt): re-exporting the unchanged notebook adds none."""
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
-    released = Path(__file__).resolve().parents[1] / "released" / "0.1" / "breast_cancer"
-    shutil.copytree(released, tmp_path / "pipelines" / "breast_cancer")
+    release = Path(__file__).resolve().parents[1] / "released" / "0.1"
+    shutil.copytree(release / "breast_cancer", tmp_path / "pipelines" / "breast_cancer")
+    # The notebook as it was when 0.1 exported it (the example has changed since).
+    shutil.copy(release / "notebooks" / "breast_cancer.ipynb", tmp_path / "notebooks")
     r = run_cli("export", "notebooks/breast_cancer.ipynb", cwd=tmp_path)
     assert r.returncode == 0 and "Up to date: breast_cancer v1" in r.stdout, r.stderr
     r = run_cli("run", "pipelines/breast_cancer", "--no-track", "--strict-env", cwd=tmp_path)

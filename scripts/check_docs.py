@@ -497,6 +497,12 @@ def updated_text(result: PageResult, text: str) -> tuple[str, int]:
     fresh: dict[tuple[str, tuple[str, ...], int | None], list[Command]] = {}
     for command in parse_page(result.page.path, text).commands:
         fresh.setdefault(_key(command), []).append(command)
+    if result.replacements:
+        # Before the real outputs go in: they already hold the real ids, and an id that did not
+        # change (the hash of the same data) can stand for another value in the old page.
+        swaps = result.replacements
+        pattern = re.compile("|".join(map(re.escape, sorted(swaps, key=len, reverse=True))))
+        text = pattern.sub(lambda m: swaps[m.group()], text)
     lines = text.split("\n")
     placed, lost = [], 0
     for outcome in result.outcomes:
@@ -517,12 +523,7 @@ def updated_text(result: PageResult, text: str) -> tuple[str, int]:
         lines[command.out_start : command.out_end] = [
             (command.indent + line) if line else "" for line in new
         ]
-    text = "\n".join(lines)
-    if result.replacements:
-        swaps = result.replacements
-        pattern = re.compile("|".join(map(re.escape, sorted(swaps, key=len, reverse=True))))
-        text = pattern.sub(lambda m: swaps[m.group()], text)
-    return text, lost
+    return "\n".join(lines), lost
 
 
 def _key(command: Command) -> tuple[str, tuple[str, ...], int | None]:

@@ -223,6 +223,33 @@ def test_update_keeps_markdown_valid_and_survives_edits_made_meanwhile(tmp_path:
     assert _check(page).returncode == 0
 
 
+def test_update_never_rewrites_the_real_output_with_the_old_ids(tmp_path: Path) -> None:
+    """A hash that did not change (the same data) may stand for another value on the old page:
+    the new output keeps its real ids, and only the rest of the page is mapped to them."""
+    h1, h2, h3 = ("1" * 64, "2" * 64, "3" * 64)
+    page = _page(
+        tmp_path,
+        f"""\
+        ```
+        $ python -c "print('new'); print('2' * 64); print('3' * 64)"
+        old
+        {h1}
+        {h2}
+        ```
+
+        The first is {h1}.
+        """,
+    )
+    result = check_docs.run_page(check_docs.parse_page(page), tmp_path / "scratch")
+    assert result.drifted
+    text, lost = check_docs.updated_text(result, page.read_text())
+    assert lost == 0
+    assert f"new\n{h2}\n{h3}\n```" in text  # not {h3} twice
+    assert f"The first is {h2}." in text
+    page.write_text(text)
+    assert _check(page).returncode == 0
+
+
 def test_a_malformed_page_is_refused(tmp_path: Path) -> None:
     r = _check(_page(tmp_path, "<!-- transcript: skip (why) -->\nProse.\n```\n$ true\n```\n"))
     assert r.returncode == 2 and "skip marker" in r.stderr

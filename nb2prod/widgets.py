@@ -31,6 +31,7 @@ import ipywidgets as widgets
 
 from .catalog import parameters
 from .errors import Nb2prodError
+from .serving.outcome import check_phrase
 from .version_folder import VERSION_DIR, versions
 
 if TYPE_CHECKING:
@@ -426,13 +427,7 @@ def _serving_html(record: dict[str, Any], run_id: str) -> str:
         where = f"logged as model 'serving' (<code>{e(str(tracking['serving_model']))}</code>)"
     else:
         where = f"saved as <code>{e(str(serving.get('model') or 'serving/model'))}</code>"
-    rows = serving.get("rows")
-    if serving.get("skew") == "none" and rows:
-        check = f"no training/serving skew on {rows} row{'' if rows == 1 else 's'}"
-        origin = serving.get("example_from")
-        check += f" (input example from {e(str(origin))})" if origin else ""
-    else:
-        check = "no input example, so no skew check"
+    check = e(check_phrase(serving))
     if serving.get("reused_from"):
         check += f" (reused from run {e(str(serving['reused_from']))})"
     return (

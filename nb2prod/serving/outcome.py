@@ -56,11 +56,14 @@ def summary_line(record: dict[str, Any]) -> str | None:
         where = f"logged as model '{MODEL_NAME}'"
     else:
         where = f"saved as {serving.get('model')}"
+    return f"serving: {shown} {where}, {check_phrase(serving)}"
+
+
+def check_phrase(serving: dict[str, Any]) -> str:
+    """What the skew check of a built model found, in words (the CLI's and the widgets')."""
     rows = serving.get("rows")
-    if serving.get("skew") == "none" and rows:
-        origin = serving.get("example_from")
-        check = f"no {SKEW} on {rows} row{'s' if rows != 1 else ''}"
-        check += f" (input example from {origin})" if origin else ""
-    else:
-        check = "no input example, so no skew check"
-    return f"serving: {shown} {where}, {check}"
+    if serving.get("skew") != "none" or not rows:
+        return "no input example, so no skew check"
+    origin = serving.get("example_from")
+    check = f"no {SKEW} on {rows} row{'s' if rows != 1 else ''}"
+    return check + (f" (input example from {origin})" if origin else "")

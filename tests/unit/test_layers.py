@@ -36,7 +36,7 @@ MAY_USE = {
     "compile": set(),
     "sweep": {"run", "tracking"},
     "compare": {"gates"},
-    "widgets": {"catalog", "run", "gates"},
+    "widgets": {"catalog", "run", "gates", "serving"},
     "server": {"catalog", "plan", "export", "run", "compile", "gates"},
     "cli": {"plan", "export", "run", "tracking", "compile", "sweep", "gates", "compare", "serving"},
     "__init__": {"plan", "export", "run"},
